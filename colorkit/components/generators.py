@@ -1,0 +1,182 @@
+"""Generators: networks from the gray condition to the colour prediction."""
+
+from __future__ import annotations
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorkit.components.layers import norm_layer, pad_to, pix2pix_init
+from colorkit.hookspecs import hookimpl
+from colorkit.registry import Component, UnknownComponentError, suggest
+
+
+class UNet(nn.Module):
+    """The pix2pix U-Net: 4×4 stride-2 convolutions with skip concatenations.
+
+    Encoder C64-C128-C256-C512-C512… (LeakyReLU 0.2), decoder mirrored with
+    transposed convolutions (ReLU) and dropout in the innermost decoder blocks,
+    tanh output. Inputs of any height and width are padded to a multiple of
+    ``2**depth`` and the output is cropped back.
+
+    Args:
+        in_channels: channels of the condition (1 for gray).
+        out_channels: channels predicted (2 for ab, 3 for RGB).
+        depth: number of stride-2 levels; 8 is pix2pix's ``unet_256``.
+        base_channels: channels of the first level, doubled per level.
+        max_channels: cap on the channel count.
+        norm: ``"batch"`` (pix2pix), ``"instance"`` or ``"none"``.
+        dropout: dropout probability in the innermost decoder blocks.
+        dropout_blocks: how many innermost decoder blocks get dropout.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 2,
+        depth: int = 8,
+        base_channels: int = 64,
+        max_channels: int = 512,
+        norm: str = "batch",
+        dropout: float = 0.5,
+        dropout_blocks: int = 3,
+    ) -> None:
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"depth must be at least 2, got {depth}")
+        norm_layer(norm, 1)  # validates the name before any layer is built
+        bias = norm != "batch"  # BatchNorm's shift makes a conv bias redundant
+        channels = [min(base_channels * 2**i, max_channels) for i in range(depth)]
+        self.depth = depth
+
+        self.down = nn.ModuleList()
+        for level in range(depth):
+            inner = level == depth - 1
+            if level == 0:
+                block = [nn.Conv2d(in_channels, channels[0], 4, 2, 1, bias=bias)]
+            else:
+                block = [
+                    nn.LeakyReLU(0.2, inplace=True),
+                    nn.Conv2d(channels[level - 1], channels[level], 4, 2, 1, bias=bias or inner),
+                ]
+                if not inner:  # the 1×1 bottleneck has no statistics to normalise
+                    block.append(norm_layer(norm, channels[level]))
+            self.down.append(nn.Sequential(*block))
+
+        self.up = nn.ModuleList()
+        for level in reversed(range(depth)):
+            inner = level == depth - 1
+            in_ch = channels[level] if inner else 2 * channels[level]
+            if level == 0:
+                block = [
+                    nn.ReLU(inplace=True),
+                    nn.ConvTranspose2d(in_ch, out_channels, 4, 2, 1),
+                    nn.Tanh(),
+                ]
+            else:
+                block = [
+                    nn.ReLU(inplace=True),
+                    nn.ConvTranspose2d(in_ch, channels[level - 1], 4, 2, 1, bias=bias),
+                    norm_layer(norm, channels[level - 1]),
+                ]
+                if dropout > 0 and level >= depth - dropout_blocks:
+                    block.append(nn.Dropout(dropout))
+            self.up.append(nn.Sequential(*block))
+        pix2pix_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, height, width = pad_to(x, 2**self.depth)
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+        x = skips.pop()
+        for i, block in enumerate(self.up):
+            if i > 0:
+                x = torch.cat([x, skips.pop()], dim=1)
+            x = block(x)
+        return x[..., :height, :width]
+
+
+def _conv_block(in_ch: int, out_ch: int, norm: str) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=norm != "batch"),
+        norm_layer(norm, out_ch),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=norm != "batch"),
+        norm_layer(norm, out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+class TimmUNet(nn.Module):
+    """A U-Net decoder over any timm encoder, in the manner of segmentation_models_pytorch.
+
+    The encoder is ``timm.create_model(encoder, features_only=True)``; each decoder
+    stage upsamples, concatenates the encoder feature of that scale and applies two
+    3×3 conv-norm-ReLU layers, ending in a 1×1 convolution and tanh at full resolution.
+
+    Args:
+        in_channels: channels of the condition (1 for gray).
+        out_channels: channels predicted.
+        encoder: any timm model name that supports ``features_only``, e.g. ``"resnet18"``.
+        pretrained: load the encoder's pretrained weights (needs them in the local
+            timm/Hugging Face cache; off by default).
+        norm: normalisation of the decoder: ``"batch"``, ``"instance"`` or ``"none"``.
+        min_decoder_channels: the narrowest decoder stage.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 2,
+        encoder: str = "resnet18",
+        pretrained: bool = False,
+        norm: str = "batch",
+        min_decoder_channels: int = 16,
+    ) -> None:
+        super().__init__()
+        try:
+            self.encoder = timm.create_model(
+                encoder, features_only=True, pretrained=pretrained, in_chans=in_channels
+            )
+        except RuntimeError as exc:
+            if encoder not in timm.list_models():
+                raise UnknownComponentError(
+                    f"unknown timm encoder {encoder!r}; {suggest(encoder, timm.list_models())}"
+                ) from exc
+            raise
+        skip_channels = self.encoder.feature_info.channels()
+        reductions = self.encoder.feature_info.reduction()
+        self.multiple = max(reductions)
+        self.stages = nn.ModuleList()
+        in_ch = skip_channels[-1]
+        for skip_ch in reversed(skip_channels[:-1]):
+            out_ch = max(skip_ch, min_decoder_channels)
+            self.stages.append(_conv_block(in_ch + skip_ch, out_ch, norm))
+            in_ch = out_ch
+        if reductions[0] > 1:  # a last stage at full resolution, with no skip
+            self.stages.append(_conv_block(in_ch, min_decoder_channels, norm))
+            in_ch = min_decoder_channels
+        self.head = nn.Sequential(nn.Conv2d(in_ch, out_channels, 1), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, height, width = pad_to(x, self.multiple)
+        *skips, y = self.encoder(x)
+        for stage in self.stages:
+            if skips:
+                skip = skips.pop()
+                y = torch.cat([F.interpolate(y, size=skip.shape[-2:]), skip], dim=1)
+            else:
+                y = F.interpolate(y, size=x.shape[-2:])
+            y = stage(y)
+        return self.head(y)[..., :height, :width]
+
+
+@hookimpl
+def colorkit_components() -> list[Component]:
+    return [
+        Component("generator", "unet", UNet),
+        Component("generator", "timm-unet", TimmUNet),
+    ]

@@ -1,0 +1,415 @@
+"""The engine: one model object that composes generator, refiner, discriminator and losses.
+
+Data flow of one training iteration (the paper's order)::
+
+    RGB batch ─► Lab ─► L (condition) ─► generator ─► prediction ─► refiner ─► refined
+                   └──► ab (target)
+    1. discriminator: real (L, ab) vs generated (L, prediction)
+    2. generator:     adversarial loss through the discriminator + weighted L1/L2
+    3. refiner:       its own losses on refined vs target (the generator's output is fixed)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorkit.color import (
+    AB_SCALE,
+    L_SCALE,
+    gray_to_lightness,
+    lab_to_rgb,
+    rgb_to_gray,
+    rgb_to_lab,
+)
+from colorkit.recipe import Recipe
+from colorkit.registry import Registry, default_registry
+
+__all__ = ["PRECISIONS", "Colorizer", "bf16_is_fast"]
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def bf16_is_fast(device: torch.device | str) -> bool:
+    """Whether bf16 autocast speeds up convolutions on this device.
+
+    True for CUDA devices with bf16 support and for CPUs with AMX or AVX-512 BF16
+    units; elsewhere bf16 is emulated and slower than fp32.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        cpu = torch.cpu
+        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+        return any(getattr(cpu, probe, lambda: False)() for probe in probes)
+    return False
+
+
+def _set_requires_grad(module: nn.Module | None, flag: bool) -> None:
+    if module is not None:
+        for param in module.parameters():
+            param.requires_grad_(flag)
+
+
+class Colorizer(nn.Module):
+    """A composed colorization model: what :func:`colorkit.build` returns.
+
+    Args:
+        recipe: the composition to build.
+        registry: where components are looked up; the default registry if ``None``.
+        name: the recipe's registered name, kept for checkpoints and listings.
+        overrides: the overrides that produced ``recipe``, kept for checkpoints.
+
+    Attributes:
+        generator: the generator network.
+        refiner: the refiner network (``identity`` has no parameters).
+        discriminator: the discriminator, or ``None``.
+        losses: the loss modules by name.
+        optimizers: one Adam optimiser per trained part (``generator``,
+            ``discriminator``, ``refiner``).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast); see :meth:`set_precision`.
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        registry: Registry | None = None,
+        name: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        registry = registry or default_registry()
+        recipe.validate(registry)
+        self.recipe = recipe
+        self.recipe_name = name
+        self.overrides = dict(overrides or {})
+        channels = 2 if recipe.color_space == "lab" else 3
+        self.generator = registry.create(
+            "generator",
+            recipe.generator,
+            in_channels=1,
+            out_channels=channels,
+            **recipe.generator_options,
+        )
+        self.refiner = registry.create(
+            "refiner", recipe.refiner, channels=channels, cond_channels=1, **recipe.refiner_options
+        )
+        self.discriminator = (
+            registry.create(
+                "discriminator",
+                recipe.discriminator,
+                in_channels=1 + channels,
+                **recipe.discriminator_options,
+            )
+            if recipe.discriminator is not None
+            else None
+        )
+        self.losses = nn.ModuleDict(
+            {
+                name: registry.create("loss", name, **recipe.loss_options.get(name, {}))
+                for name in recipe.loss_names()
+            }
+        )
+        adversarial = [name for name, loss in self.losses.items() if loss.adversarial]
+        if self.discriminator is not None and not adversarial:
+            raise ValueError(
+                f"recipe has discriminator {recipe.discriminator!r} but no adversarial loss; "
+                "add one (e.g. generator_losses={'cgan': 1, 'l1': 100}) or set discriminator=None"
+            )
+        self._adversarial = adversarial[0] if adversarial else None
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            part: torch.optim.Adam(module.parameters(), lr=recipe.lr, betas=recipe.betas)
+            for part, module in self.trained_parts().items()
+        }
+        self.precision = "fp32"
+        self._replicas: dict[str, nn.Module] = {}
+
+    # -- parts and settings --------------------------------------------------------------
+    def trained_parts(self) -> dict[str, nn.Module]:
+        """The parts that have parameters to train, by name, in training order."""
+        parts = {
+            "discriminator": self.discriminator,
+            "generator": self.generator,
+            "refiner": self.refiner,
+        }
+        return {
+            name: module
+            for name, module in parts.items()
+            if module is not None and any(True for _ in module.parameters())
+        }
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's parameters."""
+        return next(self.generator.parameters()).device
+
+    @property
+    def color_channels(self) -> int:
+        """Channels the generator predicts: 2 (ab) in ``lab`` space, 3 in ``rgb``."""
+        return 2 if self.recipe.color_space == "lab" else 3
+
+    def set_precision(self, precision: str = "auto") -> Colorizer:
+        """Choose the arithmetic of training and inference.
+
+        Args:
+            precision: ``"bf16"`` (autocast), ``"fp32"``, or ``"auto"``: bf16 where the
+                device runs it fast (see :func:`bf16_is_fast`), else fp32.
+
+        Returns:
+            The model itself.
+
+        Raises:
+            ValueError: for another value.
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "auto":
+            precision = "bf16" if bf16_is_fast(self.device) else "fp32"
+        self.precision = precision
+        return self
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
+
+    def distribute(self, **ddp_options: Any) -> Colorizer:
+        """Train through DistributedDataParallel replicas of the trained parts.
+
+        Call after ``torch.distributed.init_process_group`` and after moving the
+        model to its device. BatchNorm layers become SyncBatchNorm on CUDA.
+        Weights, optimisers and checkpoints keep using the plain modules.
+
+        Args:
+            **ddp_options: passed to ``DistributedDataParallel`` (e.g. ``device_ids``).
+
+        Returns:
+            The model itself.
+        """
+        from torch.nn.parallel import DistributedDataParallel
+
+        if self.device.type == "cuda":
+            # convert_sync_batchnorm keeps the Parameter objects, so the optimisers stay valid
+            for name in list(self.trained_parts()):
+                setattr(self, name, nn.SyncBatchNorm.convert_sync_batchnorm(getattr(self, name)))
+        self._replicas = {
+            name: DistributedDataParallel(module, **ddp_options)
+            for name, module in self.trained_parts().items()
+        }
+        return self
+
+    def _replica(self, name: str) -> nn.Module:
+        return self._replicas.get(name) or getattr(self, name)
+
+    # -- colour encoding -----------------------------------------------------------------
+    def encode(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split an RGB batch into the network's condition and target.
+
+        Args:
+            rgb: ``B×3×H×W`` in ``[0, 1]``.
+
+        Returns:
+            ``(condition, target)``, both scaled to about ``[-1, 1]``: ``L`` and ``ab``
+            in ``lab`` space, gray and RGB in ``rgb`` space.
+        """
+        if self.recipe.color_space == "lab":
+            lab = rgb_to_lab(rgb)
+            return lab[:, :1] / L_SCALE - 1.0, lab[:, 1:] / AB_SCALE
+        return rgb_to_gray(rgb) * 2.0 - 1.0, rgb * 2.0 - 1.0
+
+    def condition(self, gray: torch.Tensor) -> torch.Tensor:
+        """The network's condition for a ``B×1×H×W`` gray batch in ``[0, 1]``."""
+        if self.recipe.color_space == "lab":
+            return gray_to_lightness(gray) / L_SCALE - 1.0
+        return gray * 2.0 - 1.0
+
+    def decode(self, condition: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        """RGB in ``[0, 1]`` from a condition and the network's prediction."""
+        if self.recipe.color_space == "lab":
+            lab = torch.cat([(condition + 1.0) * L_SCALE, prediction * AB_SCALE], dim=1)
+            return lab_to_rgb(lab)
+        return ((prediction + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    def chroma(self, condition: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        """CIELAB ``ab`` (unscaled) of a prediction, in either colour space."""
+        if self.recipe.color_space == "lab":
+            return prediction * AB_SCALE
+        return rgb_to_lab(self.decode(condition, prediction))[:, 1:]
+
+    # -- inference -----------------------------------------------------------------------
+    def forward(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generator then refiner on a condition batch.
+
+        Returns:
+            ``(generated, refined)`` predictions in the network's scale.
+        """
+        generated = self.generator(condition)
+        return generated, self.refiner(generated, condition)
+
+    @torch.no_grad()
+    def colorize(
+        self, gray: torch.Tensor, working_size: int | None = None, refine: bool = True
+    ) -> torch.Tensor:
+        """Colorize a gray batch.
+
+        Args:
+            gray: ``B×1×H×W`` in ``[0, 1]``, any height and width.
+            working_size: if given, the networks run on the image resized so its longer
+                side is this many pixels; the predicted chroma is upsampled and put on
+                the input's own full-resolution lightness.
+            refine: apply the refiner (``False`` shows the generator's output alone).
+
+        Returns:
+            ``B×3×H×W`` RGB in ``[0, 1]``.
+
+        Raises:
+            ValueError: if ``gray`` is not a floating ``B×1×H×W`` tensor.
+        """
+        if gray.dim() != 4 or gray.shape[1] != 1 or not gray.is_floating_point():
+            raise ValueError(
+                f"gray must be a float tensor shaped B×1×H×W, got {gray.dtype} {tuple(gray.shape)}"
+            )
+        was_training = self.training
+        self.eval()
+        try:
+            gray = gray.to(self.device)
+            condition = self.condition(gray)
+            small = condition
+            if working_size is not None:
+                scale = working_size / max(gray.shape[-2:])
+                size = [max(1, round(side * scale)) for side in gray.shape[-2:]]
+                small = F.interpolate(condition, size=size, mode="area")
+            with self._autocast():
+                generated = self.generator(small)
+                prediction = self.refiner(generated, small) if refine else generated
+            prediction = prediction.float()
+            if working_size is None:
+                return self.decode(condition, prediction)
+            ab = F.interpolate(
+                self.chroma(small, prediction),
+                size=gray.shape[-2:],
+                mode="bilinear",
+                align_corners=False,
+            )
+            return lab_to_rgb(torch.cat([(condition + 1.0) * L_SCALE, ab], dim=1))
+        finally:
+            self.train(was_training)
+
+    # -- training ------------------------------------------------------------------------
+    def _adversarial_logits(self, condition: torch.Tensor, color: torch.Tensor) -> torch.Tensor:
+        # the plain module: the generator and refiner steps do not update the discriminator
+        return self.discriminator(torch.cat([condition, color], dim=1))
+
+    def _objective(
+        self,
+        weights: Mapping[str, float],
+        prediction: torch.Tensor,
+        condition: torch.Tensor,
+        target: torch.Tensor,
+        prefix: str,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        terms: dict[str, torch.Tensor] = {}
+        total = prediction.new_zeros((), dtype=torch.float32)
+        for name, weight in weights.items():
+            loss = self.losses[name]
+            if loss.adversarial:
+                with self._autocast():
+                    logits = self._adversarial_logits(condition, prediction)
+                value = loss(logits, True, for_discriminator=False)
+            else:
+                value = loss(prediction, target)
+            terms[f"{prefix}_{name}"] = value.detach()
+            total = total + weight * value
+        terms[prefix] = total.detach()
+        return total, terms
+
+    @staticmethod
+    def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def train_step(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One training iteration: discriminator, generator, then refiner.
+
+        Args:
+            rgb: ``B×3×H×W`` float batch in ``[0, 1]``; the gray input is made from it.
+
+        Returns:
+            The losses as detached scalar tensors (no host synchronisation is forced):
+            ``d``, ``d_real``, ``d_fake`` for the discriminator; ``g`` and ``g_<loss>``
+            for the generator; ``r`` and ``r_<loss>`` for a trainable refiner.
+
+        Raises:
+            ValueError: if ``rgb`` is not a float ``B×3×H×W`` batch.
+        """
+        if rgb.dim() != 4 or rgb.shape[1] != 3 or not rgb.is_floating_point():
+            raise ValueError(
+                f"rgb must be a float tensor shaped B×3×H×W, got {rgb.dtype} {tuple(rgb.shape)}"
+            )
+        self.train()
+        with torch.no_grad():
+            condition, target = self.encode(rgb.to(self.device))
+        parts = self.trained_parts()
+        metrics: dict[str, torch.Tensor] = {}
+        with self._autocast():
+            generated = self._replica("generator")(condition)
+
+        if "discriminator" in parts:
+            discriminator = self._replica("discriminator")
+            adversarial = self.losses[self._adversarial]
+            with self._autocast():
+                real = discriminator(torch.cat([condition, target], dim=1))
+                fake = discriminator(torch.cat([condition, generated.detach()], dim=1))
+            d_real = adversarial(real, True)
+            d_fake = adversarial(fake, False)
+            loss_d = self.recipe.discriminator_loss_weight * (d_real + d_fake)
+            self._step(self.optimizers["discriminator"], loss_d)
+            metrics.update(d=loss_d.detach(), d_real=d_real.detach(), d_fake=d_fake.detach())
+
+        _set_requires_grad(self.discriminator, False)
+        try:
+            loss_g, terms = self._objective(
+                self.recipe.generator_losses, generated, condition, target, "g"
+            )
+            self._step(self.optimizers["generator"], loss_g)
+            metrics.update(terms)
+            if "refiner" in parts:
+                with self._autocast():
+                    refined = self._replica("refiner")(generated.detach(), condition)
+                loss_r, terms = self._objective(
+                    self.recipe.refiner_loss_weights(), refined, condition, target, "r"
+                )
+                self._step(self.optimizers["refiner"], loss_r)
+                metrics.update(terms)
+        finally:
+            _set_requires_grad(self.discriminator, True)
+        return metrics
+
+    # -- state ---------------------------------------------------------------------------
+    def optimizer_state(self) -> dict[str, dict[str, Any]]:
+        """The optimisers' state dicts by part name."""
+        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
+
+    def load_optimizer_state(self, state: Mapping[str, Mapping[str, Any]]) -> None:
+        """Restore optimiser state saved by :meth:`optimizer_state`.
+
+        Raises:
+            KeyError: if a trained part has no saved state.
+        """
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state[name])
+
+    def parameter_count(self) -> dict[str, int]:
+        """Parameters per part, for listings."""
+        return {
+            name: sum(p.numel() for p in module.parameters())
+            for name, module in self.named_children()
+            if name != "losses"
+        }
