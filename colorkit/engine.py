@@ -253,20 +253,19 @@ class Colorizer(nn.Module):
         return generated, self.refiner(generated, condition)
 
     @torch.no_grad()
-    def colorize(
+    def predict_chroma(
         self, gray: torch.Tensor, working_size: int | None = None, refine: bool = True
     ) -> torch.Tensor:
-        """Colorize a gray batch.
+        """The CIELAB chroma the model predicts for a gray batch.
 
         Args:
             gray: ``B×1×H×W`` in ``[0, 1]``, any height and width.
-            working_size: if given, the networks run on the image resized so its longer
-                side is this many pixels; the predicted chroma is upsampled and put on
-                the input's own full-resolution lightness.
-            refine: apply the refiner (``False`` shows the generator's output alone).
+            working_size: if given, the networks run on the image resized (area
+                averaging) so its longer side is this many pixels.
+            refine: apply the refiner (``False`` gives the generator's output alone).
 
         Returns:
-            ``B×3×H×W`` RGB in ``[0, 1]``.
+            ``B×2×h×w`` unscaled ``ab`` at the size the networks ran at.
 
         Raises:
             ValueError: if ``gray`` is not a floating ``B×1×H×W`` tensor.
@@ -279,27 +278,45 @@ class Colorizer(nn.Module):
         self.eval()
         try:
             gray = gray.to(self.device)
-            condition = self.condition(gray)
-            small = condition
             if working_size is not None:
                 scale = working_size / max(gray.shape[-2:])
                 size = [max(1, round(side * scale)) for side in gray.shape[-2:]]
-                small = F.interpolate(condition, size=size, mode="area")
+                gray = F.interpolate(gray, size=size, mode="area")
+            condition = self.condition(gray)
             with self._autocast():
-                generated = self.generator(small)
-                prediction = self.refiner(generated, small) if refine else generated
-            prediction = prediction.float()
-            if working_size is None:
-                return self.decode(condition, prediction)
-            ab = F.interpolate(
-                self.chroma(small, prediction),
-                size=gray.shape[-2:],
-                mode="bilinear",
-                align_corners=False,
-            )
-            return lab_to_rgb(torch.cat([(condition + 1.0) * L_SCALE, ab], dim=1))
+                prediction = self.generator(condition)
+                if refine:
+                    prediction = self.refiner(prediction, condition)
+            return self.chroma(condition, prediction.float())
         finally:
             self.train(was_training)
+
+    @torch.no_grad()
+    def colorize(
+        self, gray: torch.Tensor, working_size: int | None = None, refine: bool = True
+    ) -> torch.Tensor:
+        """Colorize a gray batch: generator, then refiner, no gradients.
+
+        The output keeps the input's own lightness: the predicted chroma (upsampled
+        bilinearly when ``working_size`` is set) is combined with ``gray``'s CIELAB ``L``.
+
+        Args:
+            gray: ``B×1×H×W`` in ``[0, 1]``, any height and width.
+            working_size: run the networks at this longer side; ``None`` runs them at
+                the input's size.
+            refine: apply the refiner.
+
+        Returns:
+            ``B×3×H×W`` RGB in ``[0, 1]``.
+
+        Raises:
+            ValueError: if ``gray`` is not a floating ``B×1×H×W`` tensor.
+        """
+        ab = self.predict_chroma(gray, working_size, refine)
+        gray = gray.to(ab.device)
+        if ab.shape[-2:] != gray.shape[-2:]:
+            ab = F.interpolate(ab, size=gray.shape[-2:], mode="bilinear", align_corners=False)
+        return lab_to_rgb(torch.cat([gray_to_lightness(gray), ab], dim=1))
 
     # -- training ------------------------------------------------------------------------
     def _adversarial_logits(self, condition: torch.Tensor, color: torch.Tensor) -> torch.Tensor:
