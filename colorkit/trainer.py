@@ -1,0 +1,408 @@
+"""The training loop behind ``colorkit train``: data, steps, logs, samples, checkpoints.
+
+Runs in one process or under ``torchrun`` (DistributedDataParallel, one process per
+device). Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from PIL import Image, ImageDraw
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from colorkit.checkpoint import (
+    checkpoint_path,
+    latest_checkpoint,
+    prune_checkpoints,
+    restore,
+    save_checkpoint,
+)
+from colorkit.color import rgb_to_gray
+from colorkit.data import load_photos
+from colorkit.engine import Colorizer
+from colorkit.registry import ColorkitError
+
+__all__ = ["TrainConfig", "TrainResult", "resolve_device", "sample_grid", "train"]
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (the options of ``colorkit train``).
+
+    Args:
+        recipe: recipe name.
+        overrides: overrides for :func:`colorkit.build`.
+        data: folder of color photos; ``None`` for the embedded photos.
+        out: run directory for checkpoints, logs and samples.
+        size: training crop size in pixels.
+        steps: total training iterations (a resumed run continues up to this).
+        batch: images per iteration per process.
+        seed: seed of initialisation, data split, data order and augmentation.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        precision: ``"auto"``, ``"bf16"`` or ``"fp32"`` (see :meth:`Colorizer.set_precision`).
+        resume: continue from the newest checkpoint in ``out``.
+        workers: data-loading worker processes.
+        log_every: steps between metric log lines (the only host synchronisations).
+        sample_every: steps between sample grids.
+        checkpoint_every: steps between checkpoints.
+        keep: checkpoints kept in ``out`` (older ones are deleted).
+        test_fraction: share of the photos held out for samples and evaluation.
+        progress: show a progress bar.
+        channels_last: use the channels-last memory format.
+    """
+
+    recipe: str = "pix2pix+mlp"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None
+    out: str = "runs/colorkit"
+    size: int = 256
+    steps: int = 1000
+    batch: int = 4
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    resume: bool = False
+    workers: int = 2
+    log_every: int = 10
+    sample_every: int = 250
+    checkpoint_every: int = 500
+    keep: int = 3
+    test_fraction: float = 0.2
+    progress: bool = True
+    channels_last: bool = True
+
+    def validate(self) -> None:
+        """Check the settings.
+
+        Raises:
+            ValueError: naming the first bad option and what was expected.
+        """
+        positive = ("size", "steps", "batch", "log_every", "sample_every", "checkpoint_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.keep < 1:
+            raise ValueError("--keep must be at least 1")
+        if self.workers < 0:
+            raise ValueError("--workers must be 0 or more")
+        if self.device not in DEVICES:
+            raise ValueError(f"--device must be one of {DEVICES}, got {self.device!r}")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the trained model.
+        run_dir: the run directory.
+        step: the last completed step.
+        checkpoint: the last checkpoint written (``None`` on ranks other than 0).
+        images_per_second: mean throughput of the steps this call ran (all processes).
+    """
+
+    model: Colorizer
+    run_dir: Path
+    step: int
+    checkpoint: Path | None
+    images_per_second: float
+
+
+def resolve_device(device: str, local_rank: int = 0) -> torch.device:
+    """The torch device for a ``--device`` value.
+
+    Raises:
+        ValueError: for an unknown value, or ``cuda`` on a machine without CUDA.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"--device must be one of {DEVICES}, got {device!r}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for but no CUDA device is available")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+class StreamSampler(Sampler[list[int]]):
+    """Batches drawn from an endless stream of seeded permutations of the dataset.
+
+    Batch ``k`` of rank ``r`` is a fixed function of ``(seed, k, r)``, so a resumed
+    run continues with exactly the batches it would have seen, and the ranks of a
+    distributed run see disjoint slices of the same stream.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batch: int,
+        seed: int,
+        start: int,
+        stop: int,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.size, self.batch, self.seed = size, batch, seed
+        self.start, self.stop, self.rank, self.world = start, stop, rank, world
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.size, generator=generator)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        per_step = self.batch * self.world
+        cache: dict[int, torch.Tensor] = {}
+        for step in range(self.start, self.stop):
+            first = step * per_step + self.rank * self.batch
+            indices = []
+            for position in range(first, first + self.batch):
+                epoch, offset = divmod(position, self.size)
+                if epoch not in cache:
+                    cache.clear()
+                    cache[epoch] = self._permutation(epoch)
+                indices.append(int(cache[epoch][offset]))
+            yield indices
+
+
+def _to_pil(rgb: torch.Tensor) -> Image.Image:
+    array = (rgb.clamp(0, 1).permute(1, 2, 0).float().cpu().numpy() * 255.0).round()
+    return Image.fromarray(array.astype(np.uint8))
+
+
+def sample_grid(model: Colorizer, images: torch.Tensor, path: str | Path) -> Path:
+    """Write a PNG grid, one row per image: gray input | ground truth | generator | refined.
+
+    The layout of the paper's figures 7-12, with the generator's raw output beside
+    the refiner's so the refiner's effect is visible.
+
+    Args:
+        model: the model to sample.
+        images: ``B×3×H×W`` RGB in ``[0, 1]``.
+        path: the PNG to write (atomically).
+
+    Returns:
+        The path written.
+    """
+    images = images.to(model.device)
+    gray = rgb_to_gray(images)
+    columns = {
+        "gray input": gray.expand(-1, 3, -1, -1),
+        "ground truth": images,
+        "generator": model.colorize(gray, refine=False),
+        f"refined ({model.recipe.refiner})": model.colorize(gray),
+    }
+    height, width = images.shape[-2:]
+    header = 14
+    canvas = Image.new("RGB", (width * len(columns), header + height * len(images)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for col, (title, batch) in enumerate(columns.items()):
+        draw.text((col * width + 4, 2), title, fill="black")
+        for row, rgb in enumerate(batch):
+            canvas.paste(_to_pil(rgb), (col * width, header + row * height))
+    return _atomic_save(canvas, Path(path))
+
+
+def _atomic_save(image: Image.Image, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    image.save(temporary, format="PNG")
+    os.replace(temporary, path)
+    return path
+
+
+class _Distributed:
+    """Rank, world size and process group of a ``torchrun`` launch (or of one process)."""
+
+    def __init__(self, device: str) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = resolve_device(device, self.local_rank)
+        self.started_here = False
+        if self.world > 1 and not dist.is_initialized():
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            self.started_here = True
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.started_here:
+            dist.destroy_process_group()
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=repr))
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train a recipe on a folder of photos, with logs, samples and checkpoints.
+
+    Writes to ``config.out``: ``metrics.jsonl`` (one line per ``log_every`` steps),
+    ``samples/step-XXXXXXXX.png`` grids, ``step-XXXXXXXX.safetensors`` checkpoints and
+    ``config.json``.
+
+    Args:
+        config: the run's settings.
+
+    Returns:
+        The trained model and where its files are.
+
+    Raises:
+        ValueError: for bad settings.
+        ColorkitError: if ``out`` already holds checkpoints and ``resume`` is off, or a
+            checkpoint to resume belongs to another recipe.
+        colorkit.data.DataError: if the data folder holds no usable photos.
+    """
+    from colorkit import build
+
+    config.validate()
+    run_dir = Path(config.out)
+    existing = latest_checkpoint(run_dir) if run_dir.is_dir() else None
+    if existing is not None and not config.resume:
+        raise ColorkitError(
+            f"{run_dir} already holds checkpoints (newest: {existing.name}); pass --resume to "
+            "continue that run, or choose another --out"
+        )
+    env = _Distributed(config.device)
+    try:
+        torch.manual_seed(config.seed)
+        train_set, test_set, _ = load_photos(
+            config.data, size=config.size, test_fraction=config.test_fraction, seed=config.seed
+        )
+        model = build(config.recipe, **config.overrides).to(env.device)
+        model.set_precision(config.precision)
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        start = 0
+        if existing is not None:
+            start = int(restore(model, existing)["step"])
+        if env.world > 1:
+            model.distribute(device_ids=[env.device.index] if env.device.type == "cuda" else None)
+        if env.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(
+                json.dumps(_jsonable(dataclasses.asdict(config)), indent=2) + "\n"
+            )
+        return _loop(config, model, env, train_set, test_set, start, run_dir)
+    finally:
+        env.close()
+
+
+def _loop(
+    config: TrainConfig,
+    model: Colorizer,
+    env: _Distributed,
+    train_set: Dataset,
+    test_set: Dataset,
+    start: int,
+    run_dir: Path,
+) -> TrainResult:
+    sampler = StreamSampler(
+        len(train_set), config.batch, config.seed, start, config.steps, env.rank, env.world
+    )
+    loader = DataLoader(
+        train_set,
+        batch_sampler=sampler,
+        num_workers=config.workers,
+        pin_memory=env.device.type == "cuda",
+        persistent_workers=False,
+        prefetch_factor=4 if config.workers else None,
+    )
+    samples = _sample_images(test_set if len(test_set) else train_set)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    log_path = run_dir / "metrics.jsonl"
+    bar = tqdm(
+        total=config.steps,
+        initial=start,
+        desc=f"train {config.recipe}",
+        disable=not (config.progress and env.main),
+        dynamic_ncols=True,
+    )
+    running: dict[str, torch.Tensor] = {}
+    window_start, window_steps = time.perf_counter(), 0
+    total_time, total_steps = 0.0, 0
+    step = start
+    checkpoint = None
+    for batch in loader:
+        batch = batch.to(env.device, non_blocking=True).contiguous(memory_format=memory_format)
+        losses = model.train_step(batch)
+        for key, value in losses.items():
+            running[key] = running[key] + value if key in running else value
+        step += 1
+        window_steps += 1
+        bar.update(1)
+        last = step == config.steps
+        if step % config.log_every == 0 or last:
+            means = {key: float(value) / window_steps for key, value in running.items()}
+            elapsed = time.perf_counter() - window_start
+            speed = window_steps * config.batch * env.world / elapsed
+            total_time += elapsed
+            total_steps += window_steps
+            bar.set_postfix(
+                {k: f"{v:.3g}" for k, v in means.items() if "_" not in k}
+                | {"img/s": f"{speed:.1f}"}
+            )
+            if env.main:
+                record = {"step": step, "images_per_s": round(speed, 3), **means}
+                with log_path.open("a") as log:
+                    log.write(json.dumps(record) + "\n")
+            running, window_steps = {}, 0
+            window_start = time.perf_counter()
+        if env.main and (step % config.sample_every == 0 or last):
+            sample_grid(model, samples, run_dir / "samples" / f"step-{step:08d}.png")
+        if step % config.checkpoint_every == 0 or last:
+            if env.main:
+                checkpoint = save_checkpoint(
+                    model,
+                    checkpoint_path(run_dir, step),
+                    step,
+                    extra={
+                        "data": config.data,
+                        "size": config.size,
+                        "seed": config.seed,
+                        "test_fraction": config.test_fraction,
+                    },
+                )
+                prune_checkpoints(run_dir, config.keep)
+            env.barrier()
+            window_start = time.perf_counter()
+    bar.close()
+    speed = total_steps * config.batch * env.world / total_time if total_time else math.nan
+    return TrainResult(model, run_dir, step, checkpoint, speed)
+
+
+def _sample_images(dataset: Dataset, count: int = 4) -> torch.Tensor:
+    count = min(count, len(dataset))
+    return torch.stack([dataset[i] for i in range(count)])
+
+
+def summarize(metrics: Mapping[str, float]) -> str:
+    """One line of losses for the terminal."""
+    return "  ".join(f"{key} {value:.4g}" for key, value in metrics.items())
