@@ -13,7 +13,7 @@ from colorkit.registry import Component
 def _downsampling_stack(
     in_channels: int, base_channels: int, n_layers: int, norm: str
 ) -> tuple[list[nn.Module], int]:
-    bias = norm != "batch"
+    bias = norm == "none"
     layers: list[nn.Module] = [
         nn.Conv2d(in_channels, base_channels, 4, 2, 1),
         nn.LeakyReLU(0.2, inplace=True),
@@ -51,7 +51,7 @@ class PatchGAN(nn.Module):
         layers, channels = _downsampling_stack(in_channels, base_channels, n_layers, norm)
         out = base_channels * min(2**n_layers, 8)
         layers += [
-            nn.Conv2d(channels, out, 4, 1, 1, bias=norm != "batch"),
+            nn.Conv2d(channels, out, 4, 1, 1, bias=norm == "none"),
             norm_layer(norm, out),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(out, 1, 4, 1, 1),

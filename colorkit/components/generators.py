@@ -46,7 +46,7 @@ class UNet(nn.Module):
         if depth < 2:
             raise ValueError(f"depth must be at least 2, got {depth}")
         norm_layer(norm, 1)  # validates the name before any layer is built
-        bias = norm != "batch"  # BatchNorm's shift makes a conv bias redundant
+        bias = norm == "none"  # a normalisation right after a conv cancels its bias
         channels = [min(base_channels * 2**i, max_channels) for i in range(depth)]
         self.depth = depth
 
@@ -101,10 +101,10 @@ class UNet(nn.Module):
 
 def _conv_block(in_ch: int, out_ch: int, norm: str) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=norm != "batch"),
+        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=norm == "none"),
         norm_layer(norm, out_ch),
         nn.ReLU(inplace=True),
-        nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=norm != "batch"),
+        nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=norm == "none"),
         norm_layer(norm, out_ch),
         nn.ReLU(inplace=True),
     )
