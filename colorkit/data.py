@@ -1,0 +1,460 @@
+"""Folders of colour photographs for training and evaluation.
+
+A typical pipeline finds every image under a folder, decodes each one once to drop
+unreadable files and grayscale sources (there is no colour to learn from them),
+splits the rest into training and test sets, and serves them as tensors:
+
+>>> from colorkit.data import load_photos
+>>> train, test, scan = load_photos(None, size=128)  # the bundled photos
+>>> train[0].shape
+torch.Size([3, 128, 128])
+
+Training items get the pix2pix augmentation (resize to ``1.125 × size``, random
+crop, random horizontal flip) drawn from torch's random number generator, so
+``torch.manual_seed`` and ``DataLoader`` worker seeding make them reproducible.
+Test items are resized and centre-cropped, so they are the same every time.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import random
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset
+
+from colorkit.imaging import ImageReadError, open_image
+from colorkit.registry import ColorkitError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DataError",
+    "DataWarning",
+    "PhotoDataset",
+    "ScanResult",
+    "embedded_photos",
+    "find_images",
+    "load_photos",
+    "load_rgb",
+    "scan_images",
+    "split_paths",
+]
+
+#: File name endings recognised as images (compared case-insensitively).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+#: Pix2pix trains on crops of images resized to this multiple of the crop size (286 for 256).
+_TRAIN_RESIZE_FACTOR = 1.125
+
+#: Longest side of the thumbnail the grayscale test looks at.
+_THUMBNAIL = 64
+
+#: An RGB image whose mean ``|R-G| + |G-B|`` (in 0–255 levels) is below this is grayscale.
+_GRAY_THRESHOLD = 1.0
+
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F"})
+
+
+class DataError(ColorkitError, ValueError):
+    """A folder, file list or option that cannot give a usable set of photographs."""
+
+
+class DataWarning(UserWarning):
+    """A file left out of a photo set (unreadable or grayscale), or a summary of them."""
+
+
+def embedded_photos() -> Path:
+    """The folder of colour photographs that ships with colorkit.
+
+    Returns:
+        The path of ``colorkit/photos`` (five small public-domain / CC0 JPEGs; see
+        ``SOURCES.md`` there).
+
+    Raises:
+        DataError: if the package data is not a folder on disk (e.g. an install
+            inside a zip archive).
+    """
+    folder = Path(str(importlib.resources.files("colorkit").joinpath("photos")))
+    if not folder.is_dir():
+        raise DataError(
+            f"colorkit's bundled photos are not a folder on disk ({folder}); "
+            "reinstall colorkit from a wheel or a source checkout"
+        )
+    return folder
+
+
+def _has_image_extension(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def find_images(root: str | Path) -> list[Path]:
+    """Every image file under a folder, recursively.
+
+    Hidden files and folders (names starting with ``.``, such as ``.git`` or
+    macOS's ``._photo.jpg``) are skipped. Symbolic links to folders are followed
+    once each.
+
+    Args:
+        root: the folder to search.
+
+    Returns:
+        The image paths (``root`` joined with their relative paths), sorted.
+
+    Raises:
+        DataError: if ``root`` does not exist, is not a folder, or holds no file
+            ending in one of :data:`IMAGE_EXTENSIONS`.
+    """
+    root = Path(root)
+    expected = ", ".join(IMAGE_EXTENSIONS)
+    if not root.exists():
+        raise DataError(f"{root}: no such folder; expected a folder of images ({expected})")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder; expected a folder of images ({expected})")
+    found: list[Path] = []
+    seen_dirs: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:  # a symlink loop, or two links to one folder
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        base = Path(dirpath)
+        found.extend(
+            base / name
+            for name in filenames
+            if not name.startswith(".") and _has_image_extension(name) and (base / name).is_file()
+        )
+    if not found:
+        raise DataError(
+            f"{root}: no image files found (searched subfolders too for {expected}, "
+            "any letter case)"
+        )
+    return sorted(found)
+
+
+def _check_fraction(test_fraction: float) -> None:
+    # `not 0 < f < 1` also rejects NaN
+    if (
+        isinstance(test_fraction, bool)
+        or not isinstance(test_fraction, (int, float))
+        or not 0.0 < test_fraction < 1.0
+    ):
+        raise DataError(
+            f"test_fraction={test_fraction!r}: expected a number strictly between 0 and 1 "
+            "(the share of images held out for testing, e.g. 0.2)"
+        )
+
+
+def _check_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise DataError(f"size={size!r}: expected a positive whole number of pixels")
+
+
+def split_paths(
+    paths: Sequence[Path], test_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[Path], list[Path]]:
+    """Split image paths into training and test sets, reproducibly.
+
+    The paths are de-duplicated and sorted before a seeded shuffle, so the split
+    depends only on the set of paths and the seed, not on their order.
+
+    Args:
+        paths: the image paths.
+        test_fraction: the share of paths for the test set, strictly between 0 and 1.
+            The count is rounded, then kept to at least one image in each set when
+            there are two or more paths.
+        seed: the shuffle's seed.
+
+    Returns:
+        ``(train, test)``: disjoint lists, each sorted. With a single path, it goes to
+        ``train`` and ``test`` is empty.
+
+    Raises:
+        DataError: if ``test_fraction`` is not a number strictly between 0 and 1.
+    """
+    _check_fraction(test_fraction)
+    ordered = sorted(dict.fromkeys(Path(p) for p in paths))
+    random.Random(seed).shuffle(ordered)
+    count = len(ordered)
+    n_test = min(max(round(count * test_fraction), 1), count - 1) if count >= 2 else 0
+    return sorted(ordered[n_test:]), sorted(ordered[:n_test])
+
+
+@dataclass
+class ScanResult:
+    """What :func:`scan_images` found.
+
+    Args:
+        usable: colour images that decoded, in the order given.
+        corrupt: ``(path, reason)`` for each file that could not be decoded.
+        grayscale: files that decoded but hold no colour.
+    """
+
+    usable: list[Path] = field(default_factory=list)
+    corrupt: list[tuple[Path, str]] = field(default_factory=list)
+    grayscale: list[Path] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        """How many files were left out."""
+        return len(self.corrupt) + len(self.grayscale)
+
+
+def _decode(path: Path, target: int | None = None) -> Image.Image:
+    """Decode an image upright; JPEGs at a reduced DCT scale when ``target`` allows.
+
+    ``draft`` makes libjpeg decode at 1/2, 1/4 or 1/8 scale while keeping both sides
+    at least ``target``, which is several times faster for large photos.
+    Truncated data still fails, because every coefficient is still entropy-decoded.
+    """
+    if target is not None:
+        try:
+            with Image.open(path) as image:
+                if image.format == "JPEG":
+                    image.draft("RGB", (target, target))
+                image.load()
+                return ImageOps.exif_transpose(image)
+        except Exception:
+            pass  # open_image below gives the error its standard wording
+    return open_image(path)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB, compositing transparency on white."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I") or mode == "F":
+        # Pillow clips 16-bit and float values to 0..255 instead of rescaling them
+        values = np.asarray(image).astype(np.float64)
+        peak = float(values.max()) if values.size else 0.0
+        if mode.startswith("I;16") or (mode == "I" and peak > 255):
+            values = values / 257.0
+        elif mode == "F" and peak <= 1.0:
+            values = values * 255.0
+        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if mode == "La":
+        image = image.convert("RGBa")
+    has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """Read an image of any mode as 8-bit RGB.
+
+    Grayscale, palette, CMYK and 16-bit images are converted (16-bit values are
+    rescaled, not clipped); transparency is composited on white; EXIF orientation
+    is applied.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        The upright image in mode ``"RGB"``.
+
+    Raises:
+        ImageReadError: naming the file, if it is missing, empty, not an image,
+            truncated or too large.
+    """
+    return _to_rgb(open_image(path))
+
+
+def _is_grayscale(image: Image.Image) -> bool:
+    if image.mode in _GRAY_MODES or image.mode.startswith("I;16"):
+        return True
+    thumb = _to_rgb(image)
+    if max(thumb.size) > _THUMBNAIL:
+        thumb = thumb.copy()
+        thumb.thumbnail((_THUMBNAIL, _THUMBNAIL), Image.Resampling.BILINEAR)
+    rgb = np.asarray(thumb, dtype=np.int16)
+    spread = np.abs(rgb[..., 0] - rgb[..., 1]) + np.abs(rgb[..., 1] - rgb[..., 2])
+    return float(spread.mean()) < _GRAY_THRESHOLD
+
+
+def _common_folder(paths: Sequence[Path]) -> str:
+    try:
+        return os.path.commonpath([str(Path(p).parent) for p in paths])
+    except ValueError:  # mixed drives or absolute and relative paths
+        return "the given files"
+
+
+def scan_images(paths: Sequence[Path]) -> ScanResult:
+    """Decode every file once, leaving out unreadable and grayscale ones.
+
+    Each left-out file gets a :class:`DataWarning` naming it and why, and a final
+    warning gives the counts, e.g. ``"skipped 2 of 40 files: 1 unreadable,
+    1 grayscale"``. Grayscale means a single-channel mode (``L``, ``LA``, ``I;16``,
+    ``1``...) or colour channels that are equal to within one level on average.
+
+    Args:
+        paths: the image files, e.g. from :func:`find_images`.
+
+    Returns:
+        The :class:`ScanResult`.
+
+    Raises:
+        DataError: if no usable colour image remains, naming the folder and the counts.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise DataError("no image files to scan; expected at least one path")
+    result = ScanResult()
+    for path in paths:
+        try:
+            image = _decode(path, _THUMBNAIL)
+        except ImageReadError as exc:
+            reason = str(exc)
+            prefix = f"{path}: "
+            reason = reason[len(prefix) :] if reason.startswith(prefix) else reason
+            result.corrupt.append((path, reason))
+            warnings.warn(f"skipping unreadable image {path}: {reason}", DataWarning, stacklevel=2)
+            continue
+        if _is_grayscale(image):
+            result.grayscale.append(path)
+            warnings.warn(
+                f"skipping grayscale image {path} (mode {image.mode}): it has no colour to learn",
+                DataWarning,
+                stacklevel=2,
+            )
+            continue
+        result.usable.append(path)
+    if result.skipped:
+        warnings.warn(
+            f"skipped {result.skipped} of {len(paths)} files: {len(result.corrupt)} unreadable, "
+            f"{len(result.grayscale)} grayscale",
+            DataWarning,
+            stacklevel=2,
+        )
+    if not result.usable:
+        raise DataError(
+            f"{_common_folder(paths)}: no usable colour image among {len(paths)} files "
+            f"({len(result.corrupt)} unreadable, {len(result.grayscale)} grayscale)"
+        )
+    return result
+
+
+def _resize_shorter(image: Image.Image, target: int) -> Image.Image:
+    width, height = image.size
+    shorter = min(width, height)
+    if shorter == target:
+        return image
+    scale = target / shorter
+    size = (max(target, round(width * scale)), max(target, round(height * scale)))
+    return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+class PhotoDataset(Dataset):
+    """Colour photographs as ``3 × size × size`` float tensors in ``[0, 1]``.
+
+    Training items (``train=True``) follow pix2pix: the shorter side is resized to
+    ``round(1.125 × size)``, then a random ``size × size`` crop is taken and flipped
+    left-right with probability 1/2, using torch's random number generator. Test
+    items have the shorter side resized to ``size`` and are centre-cropped.
+    Images smaller than that are scaled up.
+
+    Args:
+        paths: the image files (usually :attr:`ScanResult.usable`, split by
+            :func:`split_paths`).
+        size: the side of the square crops, in pixels.
+        train: random augmentation (``True``) or the deterministic test transform.
+
+    Raises:
+        DataError: if ``size`` is not a positive integer.
+
+    Attributes:
+        paths: the image files, in item order.
+        size: the crop side.
+        train: whether items are augmented.
+    """
+
+    def __init__(self, paths: Sequence[Path], size: int = 256, train: bool = True) -> None:
+        _check_size(size)
+        self.paths: list[Path] = [Path(p) for p in paths]
+        self.size = size
+        self.train = bool(train)
+        self._target = round(size * _TRAIN_RESIZE_FACTOR) if self.train else size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __repr__(self) -> str:
+        kind = "train" if self.train else "test"
+        return f"PhotoDataset({len(self.paths)} images, size={self.size}, {kind})"
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        """One photograph, transformed.
+
+        Args:
+            index: the item's position in :attr:`paths`.
+
+        Returns:
+            A ``float32`` tensor of shape ``3 × size × size`` with values in ``[0, 1]``.
+
+        Raises:
+            IndexError: for an index out of range.
+            ImageReadError: naming the file, if it can no longer be read.
+        """
+        path = self.paths[index]
+        image = _resize_shorter(_to_rgb(_decode(path, self._target)), self._target)
+        width, height = image.size
+        if self.train:
+            left = int(torch.randint(0, width - self.size + 1, ()).item())
+            top = int(torch.randint(0, height - self.size + 1, ()).item())
+            flip = bool(torch.rand(()).item() < 0.5)
+        else:
+            left, top, flip = (width - self.size) // 2, (height - self.size) // 2, False
+        image = image.crop((left, top, left + self.size, top + self.size))
+        if flip:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        array = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
+        return torch.from_numpy(array).to(torch.float32).div_(255.0)
+
+
+def load_photos(
+    data: str | Path | None,
+    size: int = 256,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> tuple[PhotoDataset, PhotoDataset, ScanResult]:
+    """Find, check and split a folder of photographs into training and test datasets.
+
+    Args:
+        data: the folder (searched recursively); ``None`` for :func:`embedded_photos`.
+        size: the side of the square crops.
+        test_fraction: the share of usable images held out for testing (0 < f < 1).
+        seed: the seed of the split (not of the augmentation, which follows torch's RNG).
+
+    Returns:
+        ``(train, test, scan)``: the augmented training :class:`PhotoDataset`, the
+        deterministic test :class:`PhotoDataset`, and the :class:`ScanResult` that says
+        which files were left out.
+
+    Raises:
+        DataError: if the folder is missing or has no image, no usable colour image
+            or fewer than two (one for each set), or an option is invalid.
+    """
+    # options are checked before the scan, which can take a while, so a typo fails at once
+    _check_size(size)
+    _check_fraction(test_fraction)
+    root = embedded_photos() if data is None else Path(data)
+    scan = scan_images(find_images(root))
+    if len(scan.usable) < 2:
+        raise DataError(
+            f"{root}: only {len(scan.usable)} usable colour image; need at least 2 "
+            "(one for training, one for testing)"
+        )
+    train, test = split_paths(scan.usable, test_fraction, seed)
+    return PhotoDataset(train, size, train=True), PhotoDataset(test, size, train=False), scan

@@ -1,0 +1,518 @@
+"""Tests of colorkit.data: finding, checking, splitting and serving photographs."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorkit.data import (
+    IMAGE_EXTENSIONS,
+    DataError,
+    DataWarning,
+    PhotoDataset,
+    ScanResult,
+    embedded_photos,
+    find_images,
+    load_photos,
+    load_rgb,
+    scan_images,
+    split_paths,
+)
+from colorkit.imaging import ImageReadError
+from colorkit.registry import ColorkitError
+
+# -- made-up images ---------------------------------------------------------------------
+
+
+def color_array(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth colour image (survives JPEG) with a seed-dependent tint."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    tint = rng.uniform(0.3, 1.0, size=3)
+    red = 255 * tint[0] * x / max(width - 1, 1)
+    green = 255 * tint[1] * y / max(height - 1, 1)
+    blue = 255 * tint[2] * (1 - x / max(width - 1, 1))
+    return np.stack([red, green, blue], axis=-1).round().astype(np.uint8)
+
+
+def noise_array(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def save(path: Path, image: Image.Image, **options: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, **options)
+    return path
+
+
+def save_rgb(path: Path, height: int = 24, width: int = 32, seed: int = 0, **options) -> Path:
+    return save(path, Image.fromarray(color_array(height, width, seed)), **options)
+
+
+def truncated_jpeg(path: Path) -> Path:
+    # large enough that the scan's reduced-scale JPEG decoding is in play
+    full = path.with_name("full_" + path.name)
+    save(full, Image.fromarray(noise_array(256, 256)), quality=95)
+    data = full.read_bytes()
+    full.unlink()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def exif_rotated_jpeg(path: Path, width: int = 40, height: int = 20) -> Path:
+    """Stored left red / right blue; EXIF orientation 6 says "rotate 90° clockwise to view"."""
+    array = np.zeros((height, width, 3), dtype=np.uint8)
+    array[:, : width // 2] = (220, 20, 20)
+    array[:, width // 2 :] = (20, 20, 220)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return save(path, Image.fromarray(array), exif=exif, quality=95)
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path) -> Path:
+    """A folder of good, bad and grayscale files of many formats and modes."""
+    root = tmp_path / "photos"
+    save_rgb(root / "a.jpg", seed=1)
+    save_rgb(root / "B.PNG", seed=2)
+    save_rgb(root / "nested" / "c.webp", seed=3)
+    save_rgb(root / "nested" / "deeper" / "d.bmp", seed=4)
+    save_rgb(root / "nested" / "e.TIFF", seed=5)
+    save_rgb(root / "f.JPEG", seed=6)
+    save(root / "rgba.png", Image.fromarray(color_array(24, 32, 7)).convert("RGBA"))
+    save(root / "palette.png", Image.fromarray(color_array(24, 32, 8)).convert("P"))
+    save(root / "cmyk.jpg", Image.fromarray(color_array(24, 32, 9)).convert("CMYK"))
+    exif_rotated_jpeg(root / "rotated.jpg")
+    # grayscale sources
+    gray = color_array(24, 32, 10)[..., 0]
+    save(root / "gray_l.jpg", Image.fromarray(gray, "L"))
+    save(root / "gray_rgb.jpg", Image.fromarray(np.stack([gray] * 3, axis=-1)))
+    save(root / "gray_l.png", Image.fromarray(gray, "L"))
+    save(root / "gray16.png", Image.fromarray(gray.astype(np.uint16) * 257))
+    # unreadable files
+    (root / "empty.jpg").write_bytes(b"")
+    truncated_jpeg(root / "truncated.jpg")
+    (root / "notes.png").write_text("not an image at all\n")
+    # ignored: hidden file, hidden folder, other extensions
+    save_rgb(root / ".hidden.jpg")
+    save_rgb(root / ".cache" / "thumb.jpg")
+    (root / "readme.txt").write_text("hello")
+    save_rgb(root / "anim.gif")
+    return root
+
+
+USABLE = {
+    "a.jpg",
+    "B.PNG",
+    "nested/c.webp",
+    "nested/deeper/d.bmp",
+    "nested/e.TIFF",
+    "f.JPEG",
+    "rgba.png",
+    "palette.png",
+    "cmyk.jpg",
+    "rotated.jpg",
+}
+GRAYSCALE = {"gray_l.jpg", "gray_rgb.jpg", "gray_l.png", "gray16.png"}
+CORRUPT = {"empty.jpg", "truncated.jpg", "notes.png"}
+
+
+def relative(paths: list[Path], root: Path) -> list[str]:
+    return [p.relative_to(root).as_posix() for p in paths]
+
+
+def scan_quietly(paths: list[Path]) -> ScanResult:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        return scan_images(paths)
+
+
+# -- find_images ------------------------------------------------------------------------
+
+
+def test_find_images_is_recursive_sorted_case_insensitive_and_skips_hidden(mixed_folder):
+    found = find_images(mixed_folder)
+    names = relative(found, mixed_folder)
+    assert set(names) == USABLE | GRAYSCALE | CORRUPT
+    assert found == sorted(found)
+    assert all(p.is_file() and p.is_relative_to(mixed_folder) for p in found)
+
+
+def test_find_images_accepts_str(mixed_folder):
+    assert find_images(str(mixed_folder)) == find_images(mixed_folder)
+
+
+def test_find_images_errors_name_the_root_and_extensions(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(DataError, match=r"nowhere.*no such folder.*\.jpg"):
+        find_images(missing)
+    a_file = save_rgb(tmp_path / "single.jpg")
+    with pytest.raises(DataError, match=r"single\.jpg.*not a folder"):
+        find_images(a_file)
+    empty = tmp_path / "empty_dir"
+    (empty / ".hidden").mkdir(parents=True)
+    save_rgb(empty / ".hidden" / "x.jpg")
+    (empty / "notes.txt").write_text("x")
+    with pytest.raises(DataError) as info:
+        find_images(empty)
+    message = str(info.value)
+    assert "empty_dir" in message and "no image files" in message
+    assert all(ext in message for ext in IMAGE_EXTENSIONS)
+
+
+def test_data_error_is_a_colorkit_error_and_value_error():
+    assert issubclass(DataError, ColorkitError)
+    assert issubclass(DataError, ValueError)
+
+
+# -- split_paths ------------------------------------------------------------------------
+
+
+def fake_paths(count: int) -> list[Path]:
+    return [Path(f"/data/img_{i:03d}.jpg") for i in range(count)]
+
+
+def test_split_is_deterministic_disjoint_complete_and_order_independent():
+    paths = fake_paths(50)
+    train, test = split_paths(paths, 0.2, seed=3)
+    assert (train, test) == split_paths(list(reversed(paths)), 0.2, seed=3)
+    assert (train, test) == split_paths(paths[::2] + paths[1::2], 0.2, seed=3)
+    assert len(test) == 10 and len(train) == 40
+    assert not set(train) & set(test)
+    assert set(train) | set(test) == set(paths)
+    assert train == sorted(train) and test == sorted(test)
+
+
+def test_split_depends_on_seed():
+    paths = fake_paths(30)
+    tests = {tuple(split_paths(paths, 0.3, seed=seed)[1]) for seed in range(5)}
+    assert len(tests) > 1
+    assert split_paths(paths, 0.3, seed=0) != split_paths(paths, 0.3, seed=1)
+
+
+def test_split_is_a_shuffle_not_a_prefix():
+    paths = fake_paths(40)
+    _, test = split_paths(paths, 0.25, seed=0)
+    assert test != paths[:10] and test != paths[-10:]
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.5, 0.99])
+def test_split_keeps_one_image_in_each_set(fraction):
+    for count in (2, 3, 7):
+        train, test = split_paths(fake_paths(count), fraction)
+        assert len(train) >= 1 and len(test) >= 1
+        assert len(train) + len(test) == count
+
+
+def test_split_of_one_path_and_of_duplicates():
+    only = fake_paths(1)
+    assert split_paths(only, 0.5) == (only, [])
+    paths = fake_paths(6)
+    train, test = split_paths(paths + paths, 0.5)
+    assert not set(train) & set(test)
+    assert len(train) + len(test) == 6
+
+
+@pytest.mark.parametrize("fraction", [0, 0.0, 1, 1.0, -0.1, 1.5, math.nan, "0.2", True, None])
+def test_split_rejects_bad_fraction(fraction):
+    with pytest.raises(DataError, match=r"test_fraction.*between 0 and 1"):
+        split_paths(fake_paths(10), fraction)
+
+
+# -- scan_images ------------------------------------------------------------------------
+
+
+def test_scan_reports_corrupt_and_grayscale_files_with_warnings(mixed_folder):
+    paths = find_images(mixed_folder)
+    with pytest.warns(DataWarning) as record:
+        result = scan_images(paths)
+    assert set(relative(result.usable, mixed_folder)) == USABLE
+    assert set(relative(result.grayscale, mixed_folder)) == GRAYSCALE
+    corrupt = {p.relative_to(mixed_folder).as_posix(): why for p, why in result.corrupt}
+    assert set(corrupt) == CORRUPT
+    assert "empty" in corrupt["empty.jpg"]
+    assert "truncated" in corrupt["truncated.jpg"]
+    assert "not an image" in corrupt["notes.png"]
+    assert result.usable == [p for p in paths if p in set(result.usable)]  # input order kept
+
+    messages = [str(w.message) for w in record]
+    for name in CORRUPT:
+        assert any(name in m and "unreadable" in m for m in messages), name
+    for name in GRAYSCALE:
+        assert any(name in m and "grayscale" in m for m in messages), name
+    summary = f"skipped 7 of {len(paths)} files: 3 unreadable, 4 grayscale"
+    assert messages[-1] == summary
+    assert len(messages) == 3 + 4 + 1
+
+
+def test_scan_of_good_files_warns_nothing(tmp_path):
+    paths = [save_rgb(tmp_path / f"{i}.jpg", seed=i) for i in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = scan_images(paths)
+    assert result.usable == paths and result.corrupt == [] and result.grayscale == []
+
+
+def test_scan_counts_a_mostly_gray_photo_with_some_colour_as_colour(tmp_path):
+    array = np.full((64, 64, 3), 128, dtype=np.uint8)
+    array[:16, :16] = (200, 30, 30)  # a small red object on a gray background
+    path = save(tmp_path / "mostly_gray.png", Image.fromarray(array))
+    assert scan_images([path]).usable == [path]
+
+
+def test_scan_counts_a_gray_palette_image_as_grayscale(tmp_path):
+    gray = color_array(24, 32)[..., 0]
+    path = save(tmp_path / "gray_palette.png", Image.fromarray(gray, "L").convert("P"))
+    with pytest.warns(DataWarning) as record, pytest.raises(DataError):
+        scan_images([path])
+    assert "gray_palette.png" in str(record[0].message)
+    assert str(record[-1].message) == "skipped 1 of 1 files: 0 unreadable, 1 grayscale"
+
+
+def test_scan_with_nothing_usable_names_the_folder(tmp_path):
+    folder = tmp_path / "all_bad"
+    folder.mkdir()
+    (folder / "x.jpg").write_bytes(b"")
+    save(folder / "y.png", Image.fromarray(color_array(8, 8)[..., 0], "L"))
+    with (
+        pytest.warns(DataWarning),
+        pytest.raises(DataError, match=r"all_bad.*no usable colour image.*1 unreadable, 1 gray"),
+    ):
+        scan_images(sorted(folder.iterdir()))
+    with pytest.raises(DataError, match="no image files to scan"):
+        scan_images([])
+
+
+# -- load_rgb ---------------------------------------------------------------------------
+
+
+def test_load_rgb_converts_every_mode(mixed_folder):
+    for name in USABLE | GRAYSCALE:
+        image = load_rgb(mixed_folder / name)
+        assert image.mode == "RGB", name
+        assert image.size == ((20, 40) if name == "rotated.jpg" else (32, 24)), name
+
+
+def test_load_rgb_composites_alpha_on_white(tmp_path):
+    array = np.zeros((4, 4, 4), dtype=np.uint8)
+    array[..., :3] = (10, 200, 30)
+    array[:2, :, 3] = 255  # top opaque, bottom fully transparent
+    array[2:, :, :3] = 0  # colour under the transparency must not show
+    rgb = np.asarray(load_rgb(save(tmp_path / "rgba.png", Image.fromarray(array, "RGBA"))))
+    assert (rgb[:2] == (10, 200, 30)).all()
+    assert (rgb[2:] == 255).all()
+
+    la = np.zeros((4, 4, 2), dtype=np.uint8)
+    la[..., 0] = 50
+    la[:, 2:, 1] = 255
+    rgb = np.asarray(load_rgb(save(tmp_path / "la.png", Image.fromarray(la, "LA"))))
+    assert (rgb[:, :2] == 255).all() and (rgb[:, 2:] == 50).all()
+
+
+def test_load_rgb_keeps_palette_colours(tmp_path):
+    array = np.zeros((4, 4, 3), dtype=np.uint8)
+    array[:, :2] = (255, 0, 0)
+    array[:, 2:] = (0, 0, 255)
+    image = Image.fromarray(array).convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    rgb = np.asarray(load_rgb(save(tmp_path / "p.png", image)))
+    assert (rgb == array).all()
+
+
+def test_load_rgb_rescales_16_bit(tmp_path):
+    levels = np.array([[0, 257 * 128, 65535, 257 * 10]], dtype=np.uint16)
+    path = save(tmp_path / "i16.png", Image.fromarray(levels))
+    assert Image.open(path).mode.startswith("I")
+    rgb = np.asarray(load_rgb(path))
+    assert rgb[0, :, 0].tolist() == [0, 128, 255, 10]
+    assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+
+
+def test_load_rgb_converts_cmyk(tmp_path):
+    array = color_array(24, 32, seed=4)
+    path = save(tmp_path / "cmyk.jpg", Image.fromarray(array).convert("CMYK"), quality=98)
+    assert Image.open(path).mode == "CMYK"
+    rgb = np.asarray(load_rgb(path)).astype(int)
+    assert np.abs(rgb - array.astype(int)).mean() < 6
+
+
+def test_load_rgb_applies_exif_rotation(tmp_path):
+    path = exif_rotated_jpeg(tmp_path / "rot.jpg")
+    assert Image.open(path).size == (40, 20)
+    rgb = np.asarray(load_rgb(path)).astype(int)
+    assert rgb.shape == (40, 20, 3)
+    top, bottom = rgb[:15].mean(axis=(0, 1)), rgb[25:].mean(axis=(0, 1))
+    assert top[0] > 150 > top[2]  # the stored left (red) half is on top once upright
+    assert bottom[2] > 150 > bottom[0]
+
+
+def test_load_rgb_errors_name_the_file(mixed_folder):
+    for name in CORRUPT:
+        with pytest.raises(ImageReadError, match=name):
+            load_rgb(mixed_folder / name)
+
+
+# -- PhotoDataset -----------------------------------------------------------------------
+
+
+def test_dataset_items_have_shape_dtype_and_range(mixed_folder):
+    paths = [mixed_folder / name for name in sorted(USABLE)]
+    small = save_rgb(mixed_folder / "tiny.png", height=5, width=7)  # scaled up
+    tall = save_rgb(mixed_folder / "tall.jpg", height=90, width=30)
+    for train in (True, False):
+        dataset = PhotoDataset([*paths, small, tall], size=16, train=train)
+        assert len(dataset) == len(paths) + 2
+        assert dataset.paths[-1] == tall and isinstance(dataset.paths[0], Path)
+        for index in range(len(dataset)):
+            item = dataset[index]
+            assert item.shape == (3, 16, 16) and item.dtype == torch.float32
+            assert item.min() >= 0.0 and item.max() <= 1.0
+            assert item.std() > 0
+        with pytest.raises(IndexError):
+            dataset[len(dataset)]
+
+
+def test_dataset_batches_through_a_dataloader(tmp_path):
+    paths = [save_rgb(tmp_path / f"{i}.png", seed=i) for i in range(5)]
+    loader = torch.utils.data.DataLoader(PhotoDataset(paths, size=8), batch_size=2)
+    shapes = [batch.shape for batch in loader]
+    assert shapes == [(2, 3, 8, 8), (2, 3, 8, 8), (1, 3, 8, 8)]
+
+
+def test_train_items_are_random_crops_and_flips_reproducible_by_seed(tmp_path):
+    # a 24×18 image needs no resize for size 16 (18 = round(16 × 1.125)), so every item
+    # must be an exact 16×16 crop of it, possibly mirrored
+    array = noise_array(18, 24)
+    path = save(tmp_path / "noise.png", Image.fromarray(array))
+    dataset = PhotoDataset([path], size=16, train=True)
+    source = torch.from_numpy(array).permute(2, 0, 1).float() / 255
+
+    def draws(seed: int) -> list[torch.Tensor]:
+        torch.manual_seed(seed)
+        return [dataset[0] for _ in range(12)]
+
+    first, again, other = draws(0), draws(0), draws(1)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+
+    seen = set()
+    for item in first + other:
+        matches = [
+            (top, left, flip)
+            for top in range(3)
+            for left in range(9)
+            for flip in (False, True)
+            if torch.equal(
+                item,
+                source[:, top : top + 16, left : left + 16].flip(-1)
+                if flip
+                else source[:, top : top + 16, left : left + 16],
+            )
+        ]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len({flip for _, _, flip in seen}) == 2  # both flipped and plain crops occur
+    assert len({(top, left) for top, left, _ in seen}) > 3
+
+
+def test_eval_items_are_deterministic_centre_crops(tmp_path):
+    array = noise_array(20, 16)
+    path = save(tmp_path / "noise.png", Image.fromarray(array))
+    dataset = PhotoDataset([path], size=16, train=False)
+    torch.manual_seed(0)
+    first = dataset[0]
+    torch.manual_seed(1)
+    assert torch.equal(first, dataset[0])
+    expected = torch.from_numpy(array[2:18]).permute(2, 0, 1).float() / 255
+    assert torch.equal(first, expected)
+
+
+def test_dataset_decodes_large_jpegs_at_reduced_scale_faithfully(tmp_path):
+    path = save_rgb(tmp_path / "large.jpg", height=600, width=800, quality=95)
+    item = PhotoDataset([path], size=32, train=False)[0]
+    full = load_rgb(path).resize((43, 32), Image.Resampling.BICUBIC).crop((5, 0, 37, 32))
+    expected = torch.from_numpy(np.asarray(full).copy()).permute(2, 0, 1).float() / 255
+    assert (item - expected).abs().mean() < 0.02
+
+
+def test_dataset_applies_exif_rotation_at_reduced_scale(tmp_path):
+    path = exif_rotated_jpeg(tmp_path / "rot.jpg", width=400, height=200)
+    item = PhotoDataset([path], size=32, train=False)[0]  # upright 200×400 → 32×64, crop
+    top, bottom = item[:, :12].mean(dim=(1, 2)), item[:, 20:].mean(dim=(1, 2))
+    assert top[0] > 0.6 > top[2]
+    assert bottom[2] > 0.6 > bottom[0]
+
+
+def test_dataset_raises_for_a_file_broken_after_the_scan(tmp_path):
+    paths = [save_rgb(tmp_path / f"{i}.jpg", seed=i) for i in range(2)]
+    dataset = PhotoDataset(scan_images(paths).usable, size=8)
+    paths[1].write_bytes(b"garbage, no longer a JPEG")
+    assert dataset[0].shape == (3, 8, 8)
+    with pytest.raises(ImageReadError, match=r"1\.jpg"):
+        dataset[1]
+    paths[0].unlink()
+    with pytest.raises(ImageReadError, match=r"0\.jpg.*no such file"):
+        dataset[0]
+
+
+@pytest.mark.parametrize("size", [0, -4, 2.5, "64", True])
+def test_dataset_rejects_bad_size(size):
+    with pytest.raises(DataError, match="size"):
+        PhotoDataset(fake_paths(2), size=size)
+
+
+# -- embedded photos and load_photos --------------------------------------------------
+
+
+def test_embedded_photos_are_five_usable_colour_images():
+    folder = embedded_photos()
+    assert folder.is_dir() and folder.name == "photos"
+    paths = find_images(folder)
+    assert len(paths) == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = scan_images(paths)
+    assert result.usable == paths
+    for path in paths:
+        rgb = np.asarray(load_rgb(path)).astype(int)
+        assert (rgb.max(axis=-1) - rgb.min(axis=-1)).mean() > 20, path.name
+
+
+def test_load_photos_on_the_embedded_set():
+    train, test, scan = load_photos(None, size=32, test_fraction=0.2, seed=0)
+    assert isinstance(train, PhotoDataset) and isinstance(test, PhotoDataset)
+    assert train.train and not test.train
+    assert len(train) == 4 and len(test) == 1
+    assert set(train.paths) | set(test.paths) == set(scan.usable)
+    assert not set(train.paths) & set(test.paths)
+    assert train[0].shape == test[0].shape == (3, 32, 32)
+    again = load_photos(embedded_photos(), size=32, test_fraction=0.2, seed=0)
+    assert again[0].paths == train.paths and again[1].paths == test.paths
+
+
+def test_load_photos_on_a_mixed_folder(mixed_folder):
+    with pytest.warns(DataWarning) as record:
+        train, test, scan = load_photos(mixed_folder, size=16, test_fraction=0.3, seed=1)
+    assert str(record[-1].message).startswith("skipped 7 of")
+    assert len(scan.usable) == len(USABLE)
+    assert len(test) == 3 and len(train) == len(USABLE) - 3
+    assert set(train.paths) | set(test.paths) == set(scan.usable)
+    assert all(p not in scan.grayscale for p in train.paths + test.paths)
+
+
+def test_load_photos_errors(tmp_path):
+    with pytest.raises(DataError, match="no such folder"):
+        load_photos(tmp_path / "missing")
+    with pytest.raises(DataError, match="test_fraction"):
+        load_photos(None, test_fraction=1.0)
+    with pytest.raises(DataError, match="size"):
+        load_photos(None, size=0)
+    folder = tmp_path / "one"
+    save_rgb(folder / "only.jpg")
+    with pytest.raises(DataError, match=r"one.*only 1 usable.*at least 2"):
+        load_photos(folder)
