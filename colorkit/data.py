@@ -243,8 +243,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
         return Image.fromarray(gray, "L").convert("RGB")
     if mode == "La":
-        image = image.convert("RGBa")
-    has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in image.info
+        # premultiplied, which Pillow cannot convert; over white that is L + (255 - A)
+        lum, alpha = (np.asarray(band, dtype=np.int16) for band in image.split())
+        gray = np.clip(lum + 255 - alpha, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    has_alpha = mode in ("LA", "PA", "RGBA", "RGBa") or "transparency" in image.info
     if has_alpha:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
