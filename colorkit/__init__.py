@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from colorkit.checkpoint import load
 from colorkit.engine import Colorizer
 from colorkit.hookspecs import hookimpl
 from colorkit.recipe import Recipe
@@ -39,6 +40,7 @@ __all__ = [
     "create",
     "hookimpl",
     "list_components",
+    "load",
 ]
 
 

@@ -6,12 +6,13 @@ device). Only rank 0 writes files.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from PIL import Image, ImageDraw
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from colorkit.checkpoint import (
@@ -31,7 +32,7 @@ from colorkit.checkpoint import (
     save_checkpoint,
 )
 from colorkit.color import rgb_to_gray
-from colorkit.data import load_photos
+from colorkit.data import PhotoDataset, load_photos
 from colorkit.engine import Colorizer
 from colorkit.registry import ColorkitError
 
@@ -205,10 +206,10 @@ def sample_grid(model: Colorizer, images: torch.Tensor, path: str | Path) -> Pat
     images = images.to(model.device)
     gray = rgb_to_gray(images)
     columns = {
-        "gray input": gray.expand(-1, 3, -1, -1),
-        "ground truth": images,
+        "input": gray.expand(-1, 3, -1, -1),
+        "truth": images,
         "generator": model.colorize(gray, refine=False),
-        f"refined ({model.recipe.refiner})": model.colorize(gray),
+        "refined": model.colorize(gray),
     }
     height, width = images.shape[-2:]
     header = 14
@@ -257,6 +258,17 @@ class _Distributed:
             dist.destroy_process_group()
 
 
+def _rng_state() -> str:
+    # saved so that a resumed run draws the same crops, flips and dropout masks
+    return base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii")
+
+
+def _set_rng_state(state: str | None) -> None:
+    if state:
+        raw = np.frombuffer(base64.b64decode(state), dtype=np.uint8).copy()
+        torch.set_rng_state(torch.from_numpy(raw))
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=repr))
 
@@ -300,9 +312,10 @@ def train(config: TrainConfig) -> TrainResult:
         model.set_precision(config.precision)
         if config.channels_last:
             model.to(memory_format=torch.channels_last)
-        start = 0
+        start, rng_state = 0, None
         if existing is not None:
-            start = int(restore(model, existing)["step"])
+            meta = restore(model, existing)
+            start, rng_state = int(meta["step"]), meta.get("extra", {}).get("rng")
         if env.world > 1:
             model.distribute(device_ids=[env.device.index] if env.device.type == "cuda" else None)
         if env.main:
@@ -310,7 +323,7 @@ def train(config: TrainConfig) -> TrainResult:
             (run_dir / "config.json").write_text(
                 json.dumps(_jsonable(dataclasses.asdict(config)), indent=2) + "\n"
             )
-        return _loop(config, model, env, train_set, test_set, start, run_dir)
+        return _loop(config, model, env, train_set, test_set, start, rng_state, run_dir)
     finally:
         env.close()
 
@@ -319,9 +332,10 @@ def _loop(
     config: TrainConfig,
     model: Colorizer,
     env: _Distributed,
-    train_set: Dataset,
-    test_set: Dataset,
+    train_set: PhotoDataset,
+    test_set: PhotoDataset,
     start: int,
+    rng_state: str | None,
     run_dir: Path,
 ) -> TrainResult:
     sampler = StreamSampler(
@@ -335,7 +349,7 @@ def _loop(
         persistent_workers=False,
         prefetch_factor=4 if config.workers else None,
     )
-    samples = _sample_images(test_set if len(test_set) else train_set)
+    samples = _sample_images(test_set, train_set, config.size)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     log_path = run_dir / "metrics.jsonl"
     bar = tqdm(
@@ -350,7 +364,9 @@ def _loop(
     total_time, total_steps = 0.0, 0
     step = start
     checkpoint = None
-    for batch in loader:
+    batches = iter(loader)  # draws the loader's base seed, so the RNG is restored after it
+    _set_rng_state(rng_state)
+    for batch in batches:
         batch = batch.to(env.device, non_blocking=True).contiguous(memory_format=memory_format)
         losses = model.train_step(batch)
         for key, value in losses.items():
@@ -388,6 +404,7 @@ def _loop(
                         "size": config.size,
                         "seed": config.seed,
                         "test_fraction": config.test_fraction,
+                        "rng": _rng_state(),
                     },
                 )
                 prune_checkpoints(run_dir, config.keep)
@@ -398,11 +415,10 @@ def _loop(
     return TrainResult(model, run_dir, step, checkpoint, speed)
 
 
-def _sample_images(dataset: Dataset, count: int = 4) -> torch.Tensor:
-    count = min(count, len(dataset))
-    return torch.stack([dataset[i] for i in range(count)])
-
-
-def summarize(metrics: Mapping[str, float]) -> str:
-    """One line of losses for the terminal."""
-    return "  ".join(f"{key} {value:.4g}" for key, value in metrics.items())
+def _sample_images(
+    test_set: PhotoDataset, train_set: PhotoDataset, size: int, count: int = 4
+) -> torch.Tensor:
+    # held-out photos first; training photos fill the grid when the test split is small
+    paths = [*test_set.paths, *train_set.paths][:count]
+    photos = PhotoDataset(paths, size=size, train=False)
+    return torch.stack([photos[i] for i in range(len(photos))])
