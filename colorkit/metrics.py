@@ -1,0 +1,562 @@
+"""How colorizations are scored: SSIM, PSNR, chroma PSNR and colorfulness, with piq.
+
+Every metric takes ``B×3×H×W`` sRGB batches in ``[0, 1]`` and returns one value per
+image. :data:`PROTOCOL` records the exact settings so that reported numbers can be
+reproduced; :func:`evaluate` runs a model over a dataset and returns an
+:class:`EvalReport` that carries them.
+
+Why four metrics: colorkit's output keeps the input's own lightness, and lightness
+carries most of an image's structure and energy, so RGB SSIM and PSNR come out high
+even for a model that adds little or wrong colour. ``psnr_ab`` scores the CIELAB
+chroma alone and ``colorfulness`` shows whether colour was added at all (a
+desaturated guess scores well on PSNR but is dull); the "gray input" baseline, the
+gray image itself scored against the truth, shows how much a model adds over doing
+nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+import piq
+import torch
+from tqdm import tqdm
+
+from colorkit.color import rgb_to_gray, rgb_to_lab
+from colorkit.registry import ColorkitError
+
+if TYPE_CHECKING:
+    from colorkit.engine import Colorizer
+
+__all__ = [
+    "METRICS",
+    "PROTOCOL",
+    "EvalReport",
+    "MetricsError",
+    "colorfulness",
+    "evaluate",
+    "psnr",
+    "psnr_ab",
+    "score",
+    "ssim",
+]
+
+#: The metrics :func:`score` returns, in report order.
+METRICS = ("ssim", "psnr", "psnr_ab", "colorfulness")
+
+# Downsampling stays off: the evaluation size is an explicit protocol setting, and piq's
+# automatic factor (round(min(H, W) / 256)) jumps with image size (383 px is scored as
+# is, 384 px halved), which would make scores of differently sized images incomparable.
+_SSIM_KWARGS: dict[str, Any] = {
+    "data_range": 1.0,
+    "kernel_size": 11,
+    "kernel_sigma": 1.5,
+    "k1": 0.01,
+    "k2": 0.03,
+    "downsample": False,
+    "reduction": "none",
+}
+_PSNR_KWARGS: dict[str, Any] = {
+    "data_range": 1.0,
+    "reduction": "none",
+    "convert_to_greyscale": False,
+}
+_AB_OFFSET = 110.0
+_AB_RANGE = 220.0
+
+#: The exact scoring settings, recorded in every :class:`EvalReport`.
+PROTOCOL: dict[str, Any] = {
+    "piq_version": piq.__version__,
+    "torch_version": torch.__version__.split("+")[0],
+    "input": "sRGB B×3×H×W, float32, clamped to [0, 1] before every metric",
+    "ssim": {
+        "function": "piq.ssim",
+        **_SSIM_KWARGS,
+        "on": "RGB; SSIM of each channel, averaged over the three",
+        "window": "Gaussian, valid positions only (no padding)",
+    },
+    "psnr": {
+        "function": "piq.psnr",
+        **_PSNR_KWARGS,
+        "on": "RGB; mean squared error over all three channels",
+        "mse_epsilon": 1e-8,
+        "identical_images_db": 80.0,
+    },
+    "psnr_ab": {
+        "function": "piq.psnr",
+        **_PSNR_KWARGS,
+        "on": "CIELAB a and b (D65, colorkit.color.rgb_to_lab), lightness ignored",
+        "normalisation": f"(ab + {_AB_OFFSET:g}) / {_AB_RANGE:g}, clamped to [0, 1]",
+    },
+    "colorfulness": {
+        "definition": "Hasler & Süsstrunk 2003 (M3)",
+        "scale": "sRGB 0..255",
+        "opponents": "rg = R - G, yb = 0.5 (R + G) - B",
+        "formula": "sqrt(std_rg² + std_yb²) + 0.3 sqrt(mean_rg² + mean_yb²)",
+        "statistics": "over all pixels of one image; population std (ddof 0)",
+    },
+    "gray_input": "colorkit.color.rgb_to_gray of the truth, replicated to 3 channels",
+}
+
+
+class MetricsError(ColorkitError, ValueError):
+    """Input that cannot be scored: wrong shape, type or size, or NaN values."""
+
+
+# -- per-image metrics -----------------------------------------------------------------------
+def _check_batch(x: torch.Tensor, name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise MetricsError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
+        raise MetricsError(
+            f"{name} must be a float tensor shaped B×3×H×W in [0, 1], "
+            f"got {x.dtype} {tuple(x.shape)}"
+        )
+    if torch.isnan(x).any():
+        raise MetricsError(f"{name} contains NaN values; expected sRGB in [0, 1]")
+    # piq checks the range with `assert`, which python -O removes; clamping makes the
+    # result the same either way
+    return x.float().clamp(0.0, 1.0)
+
+
+def _check_pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    pred = _check_batch(pred, "pred")
+    target = _check_batch(target, "target").to(pred.device)
+    if pred.shape != target.shape:
+        raise MetricsError(
+            f"pred and target must have the same shape, got {tuple(pred.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+    return pred, target
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Structural similarity of each image pair, on RGB (settings in :data:`PROTOCOL`).
+
+    Args:
+        pred: ``B×3×H×W`` sRGB; values outside ``[0, 1]`` are clamped.
+        target: ``B×3×H×W`` sRGB, the same shape.
+
+    Returns:
+        ``B`` SSIM values, 1 for identical images.
+
+    Raises:
+        MetricsError: for a wrong shape or type, NaN values, or an image smaller than
+            the 11-pixel window.
+    """
+    pred, target = _check_pair(pred, target)
+    window = _SSIM_KWARGS["kernel_size"]
+    if min(pred.shape[-2:]) < window:
+        raise MetricsError(
+            f"SSIM needs images of at least {window}×{window} pixels, got {tuple(pred.shape[-2:])}"
+        )
+    return piq.ssim(pred, target, **_SSIM_KWARGS)
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio of each image pair, in dB, on RGB.
+
+    Args:
+        pred: ``B×3×H×W`` sRGB; values outside ``[0, 1]`` are clamped.
+        target: ``B×3×H×W`` sRGB, the same shape.
+
+    Returns:
+        ``B`` values in dB; identical images give a finite 80 dB.
+
+    Raises:
+        MetricsError: for a wrong shape or type, or NaN values.
+    """
+    pred, target = _check_pair(pred, target)
+    return piq.psnr(pred, target, **_PSNR_KWARGS)
+
+
+def _ab_unit(rgb: torch.Tensor) -> torch.Tensor:
+    ab = rgb_to_lab(rgb)[:, 1:]
+    return ((ab + _AB_OFFSET) / _AB_RANGE).clamp(0.0, 1.0)
+
+
+def psnr_ab(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR of the CIELAB chroma alone: lightness differences do not count.
+
+    Both images are converted to CIELAB, ``a`` and ``b`` are mapped to ``[0, 1]`` by
+    ``(ab + 110) / 220`` (clamped) and compared by PSNR with data range 1.
+
+    Args:
+        pred: ``B×3×H×W`` sRGB; values outside ``[0, 1]`` are clamped.
+        target: ``B×3×H×W`` sRGB, the same shape.
+
+    Returns:
+        ``B`` values in dB.
+
+    Raises:
+        MetricsError: for a wrong shape or type, or NaN values.
+    """
+    pred, target = _check_pair(pred, target)
+    return piq.psnr(_ab_unit(pred), _ab_unit(target), **_PSNR_KWARGS)
+
+
+def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
+    """Hasler and Süsstrunk's colorfulness of each image.
+
+    On sRGB scaled to ``0..255``: ``rg = R - G``, ``yb = (R + G) / 2 - B``, and
+    ``sqrt(std_rg² + std_yb²) + 0.3 · sqrt(mean_rg² + mean_yb²)`` with population
+    statistics over the image's pixels. 0 for any gray image; about 33 is "moderately"
+    and 59 "highly colourful" on the authors' scale.
+
+    Args:
+        rgb: ``B×3×H×W`` sRGB; values outside ``[0, 1]`` are clamped.
+
+    Returns:
+        ``B`` colorfulness values.
+
+    Raises:
+        MetricsError: for a wrong shape or type, or NaN values.
+
+    References:
+        D. Hasler and S. Süsstrunk, "Measuring colorfulness in natural images",
+        Proc. SPIE 5007, Human Vision and Electronic Imaging VIII, 2003.
+    """
+    rgb = _check_batch(rgb, "rgb") * 255.0
+    red, green, blue = rgb.flatten(2).unbind(1)
+    rg = red - green
+    yb = 0.5 * (red + green) - blue
+    spread = torch.sqrt(rg.var(dim=1, correction=0) + yb.var(dim=1, correction=0))
+    offset = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2)
+    return spread + 0.3 * offset
+
+
+def score(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All of colorkit's metrics for a batch of colorizations.
+
+    Args:
+        pred: ``B×3×H×W`` sRGB colorizations.
+        target: ``B×3×H×W`` sRGB ground truth.
+
+    Returns:
+        ``{"ssim", "psnr", "psnr_ab", "colorfulness"}``, each ``B`` values;
+        colorfulness is that of ``pred``.
+
+    Raises:
+        MetricsError: for a wrong shape or type, NaN values, or images too small for SSIM.
+    """
+    pred, target = _check_pair(pred, target)
+    return {
+        "ssim": ssim(pred, target),
+        "psnr": psnr(pred, target),
+        "psnr_ab": psnr_ab(pred, target),
+        "colorfulness": colorfulness(pred),
+    }
+
+
+# -- reports ---------------------------------------------------------------------------------
+_ROW_KEYS = (
+    *METRICS,
+    *(f"gray_{name}" for name in METRICS),
+    "truth_colorfulness",
+)
+
+
+def _jsonable(value: Any) -> Any:
+    """A copy of ``value`` made of JSON types (paths, devices and the like become text)."""
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        try:
+            return _jsonable(value.item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+@dataclass
+class EvalReport:
+    """Per-image scores of a model and of the gray-input baseline, with the protocol.
+
+    Attributes:
+        rows: one dict per image: ``image`` (its name), the model's ``ssim``, ``psnr``,
+            ``psnr_ab`` and ``colorfulness``, the same for the gray input with a
+            ``gray_`` prefix, and ``truth_colorfulness`` of the ground truth.
+        protocol: :data:`PROTOCOL` plus the settings of this evaluation (image count
+            and sizes, model, and whatever the caller passed, e.g. size and crop).
+    """
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    protocol: dict[str, Any] = field(default_factory=dict)
+
+    def means(self) -> dict[str, float]:
+        """The mean of every score over the images.
+
+        Returns:
+            A dict with the numeric row keys (``ssim`` … ``truth_colorfulness``);
+            empty when there are no rows.
+        """
+        if not self.rows:
+            return {}
+        keys = [key for key in _ROW_KEYS if all(key in row for row in self.rows)]
+        return {key: math.fsum(row[key] for row in self.rows) / len(self.rows) for key in keys}
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON-serialisable data.
+
+        Returns:
+            ``{"protocol": ..., "mean": ..., "images": rows}``.
+        """
+        return {
+            "protocol": _jsonable(self.protocol),
+            "mean": self.means(),
+            "images": _jsonable(self.rows),
+        }
+
+    def table(self) -> str:
+        """A plain-text table for the terminal, at most 100 columns wide.
+
+        Returns:
+            A summary block (model, gray input and ground truth, with the model's gain
+            over the gray input) followed by one line per image.
+        """
+        return "\n".join([*self._summary_lines(), "", *self._image_lines()])
+
+    def _summary_lines(self) -> list[str]:
+        mean = self.means()
+        header = f"{'':<16}{'ssim':>8}{'psnr dB':>10}{'psnr_ab dB':>12}{'colorfulness':>14}"
+
+        def line(label: str, prefix: str | None) -> str:
+            if prefix is None:
+                values = ["-", "-", "-", _fmt(mean.get("truth_colorfulness"), 2)]
+            else:
+                values = [
+                    _fmt(mean.get(f"{prefix}{name}"), digits)
+                    for name, digits in zip(METRICS, (4, 2, 2, 2), strict=True)
+                ]
+            return f"{label:<16}{values[0]:>8}{values[1]:>10}{values[2]:>12}{values[3]:>14}"
+
+        gain = [
+            _fmt(_difference(mean, name), digits, signed=True)
+            for name, digits in zip(METRICS, (4, 2, 2, 2), strict=True)
+        ]
+        ssim_note = "downsampled" if self.protocol.get("ssim_downsample_applied") else "full size"
+        return [
+            f"{len(self.rows)} image{'' if len(self.rows) == 1 else 's'}; "
+            f"piq {self.protocol.get('piq_version', '?')}; SSIM at {ssim_note}; "
+            "means over images",
+            header,
+            line("model", ""),
+            line("gray input", "gray_"),
+            line("ground truth", None),
+            f"{'model - gray':<16}{gain[0]:>8}{gain[1]:>10}{gain[2]:>12}{gain[3]:>14}",
+        ]
+
+    def _image_lines(self) -> list[str]:
+        width = 20
+        groups = (
+            f"{'':<{width}}  {' model ':-^36}  {' gray input ':-^22}  {' truth ':-^12}"
+        ).rstrip()
+        header = (
+            f"{'image':<{width}}  {'ssim':>7}{'psnr':>7}{'psnr_ab':>9}{'colorfulness':>13}"
+            f"  {'ssim':>7}{'psnr':>7}{'psnr_ab':>8}  {'colorfulness':>12}"
+        )
+        lines = [groups, header]
+        for row in self.rows:
+            name = _truncate(str(row.get("image", "")), width)
+            lines.append(
+                f"{name:<{width}}  {_fmt(row.get('ssim'), 4):>7}{_fmt(row.get('psnr'), 2):>7}"
+                f"{_fmt(row.get('psnr_ab'), 2):>9}{_fmt(row.get('colorfulness'), 2):>13}"
+                f"  {_fmt(row.get('gray_ssim'), 4):>7}{_fmt(row.get('gray_psnr'), 2):>7}"
+                f"{_fmt(row.get('gray_psnr_ab'), 2):>8}"
+                f"  {_fmt(row.get('truth_colorfulness'), 2):>12}"
+            )
+        return lines
+
+
+def _difference(mean: Mapping[str, float], name: str) -> float | None:
+    if name in mean and f"gray_{name}" in mean:
+        return mean[name] - mean[f"gray_{name}"]
+    return None
+
+
+def _fmt(value: float | None, digits: int, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    if signed:
+        text = f"{value:+.{digits}f}"
+        # a difference that rounds to zero reads "+0.00", never "-0.00"
+        return "+" + text[1:] if float(text) == 0 else text
+    return f"{value:.{digits}f}"
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- evaluation ------------------------------------------------------------------------------
+def _default_names(dataset: Any, count: int) -> list[str]:
+    paths = getattr(dataset, "paths", None)
+    if paths is not None and len(paths) == count:
+        return [
+            PurePath(path).stem if isinstance(path, (str, PurePath)) else str(path)
+            for path in paths
+        ]
+    return [str(index) for index in range(count)]
+
+
+def _item(dataset: Any, index: int, name: str) -> torch.Tensor:
+    item = dataset[index]
+    if (
+        not isinstance(item, torch.Tensor)
+        or item.dim() != 3
+        or item.shape[0] != 3
+        or not item.is_floating_point()
+    ):
+        found = (
+            f"{item.dtype} {tuple(item.shape)}"
+            if isinstance(item, torch.Tensor)
+            else type(item).__name__
+        )
+        raise MetricsError(
+            f"dataset item {index} ({name}): expected a float tensor shaped 3×H×W in [0, 1], "
+            f"got {found}"
+        )
+    window = _SSIM_KWARGS["kernel_size"]
+    if min(item.shape[-2:]) < window:
+        raise MetricsError(
+            f"dataset item {index} ({name}): {tuple(item.shape[-2:])} is smaller than "
+            f"SSIM's {window}×{window} window"
+        )
+    return item
+
+
+def _batches(
+    dataset: Any, names: Sequence[str], batch_size: int
+) -> Iterator[tuple[torch.Tensor, list[str]]]:
+    """Consecutive items stacked into batches; a change of image size starts a new batch."""
+    pending: list[torch.Tensor] = []
+    pending_names: list[str] = []
+    for index, name in enumerate(names):
+        item = _item(dataset, index, name)
+        if pending and (len(pending) == batch_size or item.shape != pending[0].shape):
+            yield torch.stack(pending), pending_names
+            pending, pending_names = [], []
+        pending.append(item)
+        pending_names.append(name)
+    if pending:
+        yield torch.stack(pending), pending_names
+
+
+def evaluate(
+    model: Colorizer,
+    dataset: Sequence[torch.Tensor] | torch.utils.data.Dataset,
+    names: Sequence[str] | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+    protocol_extra: Mapping[str, Any] | None = None,
+    *,
+    working_size: int | None = None,
+    refine: bool = True,
+) -> EvalReport:
+    """Colorize the gray version of every image and score it against the original.
+
+    For each image, the gray input (:func:`colorkit.color.rgb_to_gray`) is colorized by
+    ``model.colorize`` on ``model.device`` without gradients, and scored with
+    :func:`score`; the gray input itself, replicated to three channels, is scored the
+    same way as a baseline, and the ground truth's own colorfulness is recorded.
+
+    Args:
+        model: the colorizer.
+        dataset: items are ``3×H×W`` float tensors in ``[0, 1]`` (for example a
+            ``colorkit.data.PhotoDataset`` built with ``train=False``); it must have a
+            length. Consecutive images of the same size are batched together.
+        names: one name per image; by default the file stems of ``dataset.paths`` when
+            the dataset has them, else the indices.
+        batch_size: images per batch.
+        progress: show a progress bar on stderr.
+        protocol_extra: settings to record in the report's protocol beside
+            :data:`PROTOCOL`, e.g. the image size and crop the dataset used.
+        working_size: passed to ``model.colorize``: the networks run at this longer side.
+        refine: passed to ``model.colorize``: apply the refiner.
+
+    Returns:
+        The :class:`EvalReport`.
+
+    Raises:
+        MetricsError: for an empty dataset or one without a length, a ``names`` of the
+            wrong length, a ``batch_size`` below 1, or an item that is not a float
+            ``3×H×W`` tensor at least 11 pixels on each side (naming the item).
+    """
+    if batch_size < 1:
+        raise MetricsError(f"batch_size must be at least 1, got {batch_size}")
+    try:
+        count = len(dataset)  # type: ignore[arg-type]
+    except TypeError:
+        raise MetricsError(
+            f"dataset must have a length (a sequence or a map-style Dataset), "
+            f"got {type(dataset).__name__}"
+        ) from None
+    if count == 0:
+        raise MetricsError("dataset is empty: there are no images to evaluate")
+    if names is None:
+        names = _default_names(dataset, count)
+    else:
+        names = [str(name) for name in names]
+        if len(names) != count:
+            raise MetricsError(f"names has {len(names)} entries but the dataset has {count} images")
+
+    device = model.device
+    rows: list[dict[str, Any]] = []
+    sizes: list[list[int]] = []
+    bar = tqdm(total=count, desc="evaluate", unit="img", file=sys.stderr, disable=not progress)
+    try:
+        with torch.no_grad():
+            for rgb, batch_names in _batches(dataset, names, batch_size):
+                rgb = rgb.to(device=device, dtype=torch.float32).clamp(0.0, 1.0)
+                gray = rgb_to_gray(rgb)
+                pred = model.colorize(gray, working_size=working_size, refine=refine)
+                model_scores = score(pred, rgb)
+                gray_scores = score(gray.expand(-1, 3, -1, -1), rgb)
+                truth = colorfulness(rgb)
+                columns = {
+                    **{name: value for name, value in model_scores.items()},
+                    **{f"gray_{name}": value for name, value in gray_scores.items()},
+                    "truth_colorfulness": truth,
+                }
+                # one transfer per batch rather than one per value
+                stacked = torch.stack([columns[key].float() for key in _ROW_KEYS]).cpu()
+                for position, name in enumerate(batch_names):
+                    values = stacked[:, position].tolist()
+                    rows.append({"image": name, **dict(zip(_ROW_KEYS, values, strict=True))})
+                size = list(rgb.shape[-2:])
+                if size not in sizes:
+                    sizes.append(size)
+                bar.update(len(batch_names))
+    finally:
+        bar.close()
+
+    protocol = copy.deepcopy(PROTOCOL)
+    protocol.update(
+        {
+            "images": count,
+            "image_sizes": sizes,
+            "ssim_downsample_applied": bool(_SSIM_KWARGS["downsample"])
+            and any(round(min(size) / 256) > 1 for size in sizes),
+            "model": {
+                "recipe": model.recipe_name,
+                "precision": model.precision,
+                "device": str(device),
+                "working_size": working_size,
+                "refine": refine,
+            },
+        }
+    )
+    protocol.update(_jsonable(dict(protocol_extra or {})))
+    return EvalReport(rows=rows, protocol=protocol)
