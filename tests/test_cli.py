@@ -1,0 +1,138 @@
+"""The command line: every subcommand, its help, and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import colorkit
+from colorkit.cli import main, parse_overrides
+
+TINY = ["--set", "generator_depth=3", "--set", "base_channels=8", "--set", "refiner_hidden=16"]
+FAST = ["--size", "32", "--batch", "2", "--workers", "0", "--no-progress", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint trained for 2 steps on the embedded photos through `colorkit train`."""
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--steps", "2", "--out", str(run), *FAST, *TINY]) == 0
+    return run / "step-00000002.safetensors"
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "colorize", "list", "demo"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"colorkit {command}" in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "colorkit", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"colorkit {colorkit.__version__}"
+
+
+def test_list_shows_components_options_and_plugins(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for recipe in colorkit.list_components("recipe"):
+        assert recipe in out
+    assert "patch=8" in out and "colorkit-convrefiner" in out
+    assert main(["list", "generator", "unet*"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("generator")]
+    assert [line.split()[1] for line in lines] == ["unet"]
+
+
+def test_parse_overrides_reads_literals_and_strings() -> None:
+    assert parse_overrides(["refiner_patch=8", "generator=timm-unet", "betas=(0.9, 0.99)"]) == {
+        "refiner_patch": 8,
+        "generator": "timm-unet",
+        "betas": (0.9, 0.99),
+    }
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_overrides(["refiner_patch"])
+
+
+def test_train_writes_a_checkpoint_that_evaluates(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scores = tmp_path / "scores.json"
+    code = main(["evaluate", str(trained), "--size", "32", "--json", str(scores), "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "psnr_ab" in out
+    report = json.loads(scores.read_text())
+    assert len(report["images"]) == len(list(colorkit.data.embedded_photos().glob("*.jpg")))
+    assert report["protocol"]["size"] == 32
+    assert 0.0 <= report["mean"]["ssim"] <= 1.0
+
+
+def test_colorize_keeps_going_past_a_bad_file_and_exits_nonzero(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(np.full((40, 30), 120, np.uint8), "L").save(inputs / "gray.png")
+    (inputs / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out = tmp_path / "out"
+    code = main(["colorize", str(trained), str(inputs), "-o", str(out), "--no-progress"])
+    assert code == 1
+    assert "broken.jpg" in capsys.readouterr().err
+    written = list(out.iterdir())
+    assert len(written) == 1
+    with Image.open(written[0]) as image:
+        assert image.size == (30, 40)
+
+
+def test_bad_override_names_the_option_and_nearest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["train", "--steps", "1", "--out", str(tmp_path / "r"), *FAST, "--set", "refiner_pach=4"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "refiner_pach" in err and "refiner_patch" in err
+
+
+def test_train_into_an_existing_run_needs_resume(
+    trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["train", "--steps", "2", "--out", str(trained.parent), *FAST, *TINY])
+    assert code == 2
+    assert "--resume" in capsys.readouterr().err
+    assert trained.exists()
+
+
+def test_evaluate_rejects_a_file_that_is_no_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = tmp_path / "model.safetensors"
+    fake.write_text("hello")
+    assert main(["evaluate", str(fake), "--no-progress"]) == 2
+    assert str(fake) in capsys.readouterr().err
+
+
+def test_demo_trains_scores_and_draws_a_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--steps", "2", "--out", str(out), *FAST, *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "demo.png" in printed
+    metrics = json.loads((out / "demo-metrics.json").read_text())
+    assert metrics["images"] and "colorfulness" in metrics["mean"]
+    with Image.open(out / "demo.png") as grid:
+        assert grid.width == 4 * 32
+        photos = len(list(colorkit.data.embedded_photos().glob("*.jpg")))
+        assert grid.height > photos * 32
