@@ -440,8 +440,20 @@ def _save_atomic(image: Image.Image, target: Path, options: dict[str, Any]) -> N
         raise
 
 
+def _metadata(image: Image.Image) -> dict[str, Any]:
+    """What is carried over to the result: EXIF (less the orientation) and resolution."""
+    kept: dict[str, Any] = {}
+    if exif := _exif_bytes(image):
+        kept["exif"] = exif
+    dpi = image.info.get("dpi")
+    with contextlib.suppress(TypeError, ValueError):
+        if len(dpi) == 2 and all(float(v) > 0 for v in dpi):
+            kept["dpi"] = tuple(round(float(v)) for v in dpi)
+    return kept
+
+
 def _write_result(
-    rgb: np.ndarray, alpha: torch.Tensor | None, source: Image.Image, target: Path
+    rgb: np.ndarray, alpha: torch.Tensor | None, metadata: dict[str, Any], target: Path
 ) -> None:
     result = Image.fromarray(rgb)
     if alpha is not None:
@@ -449,12 +461,14 @@ def _write_result(
         result.putalpha(Image.fromarray(levels))
     image_format = _SAVE_FORMAT[target.suffix.lower()]
     options: dict[str, Any] = {"format": image_format, **_SAVE_OPTIONS[image_format]}
-    if image_format in _EXIF_FORMATS and (exif := _exif_bytes(source)):
-        options["exif"] = exif
-    dpi = source.info.get("dpi")
-    if isinstance(dpi, tuple) and len(dpi) == 2 and all(float(v) > 0 for v in dpi):
-        options["dpi"] = tuple(round(float(v)) for v in dpi)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if image_format in _EXIF_FORMATS and "exif" in metadata:
+        options["exif"] = metadata["exif"]
+    if "dpi" in metadata:
+        options["dpi"] = metadata["dpi"]
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageWriteError(f"{target}: cannot create its folder ({exc})") from None
     _save_atomic(result, target, options)
 
 
@@ -471,6 +485,8 @@ def _colorize_to(
     taken: set[str] | None = None,
 ) -> Path:
     gray, alpha, image = read_gray(src)
+    metadata = _metadata(image)
+    del image  # the decoded pixels are not needed again
     if taken is None:
         target = output_path(src, out_dir, alpha is not None)
     else:
@@ -482,7 +498,7 @@ def _colorize_to(
     ab = model.predict_chroma(gray, working_size=working_size)
     rgb = recombine(gray, ab)
     del gray, ab
-    _write_result(rgb, alpha, image, target)
+    _write_result(rgb, alpha, metadata, target)
     return target
 
 
