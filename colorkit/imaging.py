@@ -79,7 +79,6 @@ _SAVE_OPTIONS: dict[str, dict[str, Any]] = {
 }
 _EXIF_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 _EXIF_ORIENTATION = 0x0112
-_GRAY_ROWS = 256  # rows per band when computing gray from 8-bit RGB
 
 
 class ImageReadError(ColorkitError, OSError):
@@ -123,6 +122,25 @@ def open_image(path: str | Path) -> Image.Image:
 
 
 # -- reading -------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread for banded work.
+
+    Each band is only ~2**18 pixels and goes through ~20 small operations: intra-op
+    threads gain little there, and when other processes share the cores, threads that
+    spin at every join make the same work ten times slower.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _luminance_tables() -> tuple[np.ndarray, ...]:
     # sRGB decoding of the 256 codes, weighted by each primary's share of Y: three table
     # look-ups and two additions replace three powers per pixel
@@ -136,20 +154,21 @@ _LUMINANCE_TABLES = _luminance_tables()
 def _gray_from_rgb8(rgb: np.ndarray) -> torch.Tensor:
     """``rgb_to_gray`` of an ``H×W×C`` uint8 array (first three channels), banded."""
     height, width = rgb.shape[:2]
+    step = max(1, _BAND_PIXELS // max(width, 1))
     gray = torch.empty(height, width, dtype=torch.float32)
-    luminance = np.empty((min(_GRAY_ROWS, height), width), dtype=np.float32)
+    luminance = np.empty((min(step, height), width), dtype=np.float32)
     scratch = np.empty_like(luminance)
     red, green, blue = _LUMINANCE_TABLES
-    for top in range(0, height, _GRAY_ROWS):
-        band = rgb[top : top + _GRAY_ROWS]
-        rows = band.shape[0]
-        lum, tmp = luminance[:rows], scratch[:rows]
-        np.take(red, band[..., 0], out=lum)
-        np.take(green, band[..., 1], out=tmp)
-        lum += tmp
-        np.take(blue, band[..., 2], out=tmp)
-        lum += tmp
-        gray[top : top + rows] = linear_to_srgb(torch.from_numpy(lum)).clamp_(0.0, 1.0)
+    with _one_thread():
+        for top in range(0, height, step):
+            band = rgb[top : top + step]
+            lum, tmp = luminance[: len(band)], scratch[: len(band)]
+            np.take(red, band[..., 0], out=lum)
+            np.take(green, band[..., 1], out=tmp)
+            lum += tmp
+            np.take(blue, band[..., 2], out=tmp)
+            lum += tmp
+            gray[top : top + len(band)] = linear_to_srgb(torch.from_numpy(lum)).clamp_(0.0, 1.0)
     return gray
 
 
@@ -334,7 +353,7 @@ def recombine(gray: torch.Tensor, ab: torch.Tensor, rows_per_chunk: int = 512) -
         raise ValueError(f"ab must be a float tensor shaped 1×2×h×w, got {tuple(ab.shape)}")
     if rows_per_chunk < 1:
         raise ValueError(f"rows_per_chunk must be at least 1, got {rows_per_chunk}")
-    with torch.no_grad():
+    with torch.no_grad(), _one_thread():
         gray = gray.detach()[0, 0].to("cpu", torch.float32)
         chroma = ab.detach()[0].to("cpu", torch.float32)
         height, width = gray.shape

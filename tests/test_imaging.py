@@ -234,7 +234,13 @@ def test_bad_working_size_is_named(tmp_path: Path, model: colorkit.Colorizer) ->
 # -- recombine -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("source", "target"),
-    [((37, 29), (300, 230)), ((23, 64), (100, 33)), ((171, 256), (4000, 6000)), ((3, 5), (7, 11))],
+    [
+        ((37, 29), (300, 230)),
+        ((23, 64), (100, 33)),
+        ((171, 256), (4000, 300)),
+        ((171, 256), (300, 6000)),
+        ((3, 5), (7, 11)),
+    ],
 )
 def test_chroma_taps_match_f_interpolate(source: tuple[int, int], target: tuple[int, int]) -> None:
     generator = torch.Generator().manual_seed(1)
