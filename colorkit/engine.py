@@ -277,8 +277,10 @@ class Colorizer(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            gray = gray.to(self.device)
+            gray = gray.to(self.device, torch.float32)
             if working_size is not None:
+                if working_size < 1:
+                    raise ValueError(f"working_size must be a positive size, got {working_size}")
                 scale = working_size / max(gray.shape[-2:])
                 size = [max(1, round(side * scale)) for side in gray.shape[-2:]]
                 gray = F.interpolate(gray, size=size, mode="area")
@@ -313,7 +315,7 @@ class Colorizer(nn.Module):
             ValueError: if ``gray`` is not a floating ``B×1×H×W`` tensor.
         """
         ab = self.predict_chroma(gray, working_size, refine)
-        gray = gray.to(ab.device)
+        gray = gray.to(ab.device, torch.float32)
         if ab.shape[-2:] != gray.shape[-2:]:
             ab = F.interpolate(ab, size=gray.shape[-2:], mode="bilinear", align_corners=False)
         return lab_to_rgb(torch.cat([gray_to_lightness(gray), ab], dim=1))
@@ -372,7 +374,7 @@ class Colorizer(nn.Module):
             )
         self.train()
         with torch.no_grad():
-            condition, target = self.encode(rgb.to(self.device))
+            condition, target = self.encode(rgb.to(self.device, torch.float32))
         parts = self.trained_parts()
         metrics: dict[str, torch.Tensor] = {}
         with self._autocast():

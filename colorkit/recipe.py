@@ -104,7 +104,8 @@ class Recipe:
             )
         for name in self.loss_names():
             registry.check_options("loss", name, dict(self.loss_options.get(name, {})))
-            if self.discriminator is None and registry.create("loss", name).adversarial:
+            adversarial = getattr(registry.get("loss", name).factory, "adversarial", False)
+            if self.discriminator is None and adversarial:
                 raise ValueError(
                     f"loss {name!r} is adversarial but the recipe has no discriminator; "
                     "set discriminator=... or drop the loss"

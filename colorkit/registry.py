@@ -7,6 +7,7 @@ entry point in the ``colorkit`` group.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import fnmatch
 import importlib.metadata
@@ -306,7 +307,7 @@ class Registry:
                 raise InvalidOptionError(
                     "recipes take no options here; pass overrides to colorkit.build()"
                 )
-            return component.factory
+            return copy.deepcopy(component.factory)  # callers may not alter the registered recipe
         user_options = {k: v for k, v in kwargs.items() if k not in ENGINE_ARGUMENTS}
         self.check_options(kind, name, user_options)
         return component.factory(**kwargs)

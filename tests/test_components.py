@@ -121,12 +121,6 @@ def test_timm_unet_gradients(timm_unet: TimmUNet) -> None:
     assert_gradients_reach_every_parameter(timm_unet, out)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="generators.py TimmUNet.forward pads only to a multiple of 32, so one image of "
-    "32×32 or less reaches the encoder's last BatchNorm as 1×1 and training raises "
-    "'Expected more than 1 value per channel'; padding to at least 2 * self.multiple fixes it",
-)
 def test_timm_unet_trains_on_one_small_image(timm_unet: TimmUNet) -> None:
     timm_unet.train()
     for height, width in [(5, 7), (32, 32)]:
@@ -185,12 +179,6 @@ def test_discriminators_accept_odd_sizes(height: int, width: int) -> None:
     assert global_d(image).shape == (2, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="discriminators.py GlobalDiscriminator: min_size = 2**n_layers leaves its last "
-    "normalised map 1×1, so in training InstanceNorm (any batch) and BatchNorm (batch 1) raise "
-    "'Expected more than 1 ...' for inputs of 32×32 or less; 2 ** (n_layers + 1) fixes it",
-)
 @pytest.mark.parametrize(("norm", "batch"), [("instance", 2), ("batch", 1)])
 def test_global_discriminator_trains_on_small_inputs(norm: str, batch: int) -> None:
     global_d = GlobalDiscriminator(in_channels=3, base_channels=8, norm=norm).train()

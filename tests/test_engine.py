@@ -298,15 +298,6 @@ def test_train_step_rejects_bad_batches() -> None:
             model.train_step(bad)
 
 
-FLOAT64_REASON = (
-    "engine.py predict_chroma (gray.to(self.device)) and train_step (rgb.to(self.device)) keep "
-    "the input's dtype: a float64 batch, e.g. from numpy, passes the 'float tensor' check and "
-    "then the first convolution raises RuntimeError 'expected scalar type Double but found "
-    "Float'; converting to float32 there (or a ValueError naming the dtype) fixes it"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=FLOAT64_REASON)
 def test_colorize_takes_float64(rgb_batch: torch.Tensor) -> None:
     model = build_tiny("pix2pix+mlp")
     gray = rgb_to_gray(rgb_batch)
@@ -319,7 +310,6 @@ def test_colorize_takes_float64(rgb_batch: torch.Tensor) -> None:
         assert torch.allclose(color, model.colorize(gray), atol=1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason=FLOAT64_REASON)
 def test_train_step_takes_float64(rgb_batch: torch.Tensor) -> None:
     model = build_tiny("unet-l1")
     try:

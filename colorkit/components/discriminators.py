@@ -82,7 +82,7 @@ class GlobalDiscriminator(nn.Module):
         layers, channels = _downsampling_stack(in_channels, base_channels, n_layers, norm)
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(channels, 1)
-        self.min_size = 2**n_layers
+        self.min_size = 2 ** (n_layers + 1)  # the last normalised map keeps 2×2 statistics
         pix2pix_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,8 @@ class UNet(nn.Module):
         max_channels: cap on the channel count.
         norm: ``"batch"`` (pix2pix), ``"instance"`` or ``"none"``.
         dropout: dropout probability in the innermost decoder blocks.
-        dropout_blocks: how many innermost decoder blocks get dropout.
+        dropout_blocks: how many innermost decoder blocks get dropout (pix2pix's paper
+            puts it in the first three decoder layers, the innermost included).
     """
 
     def __init__(
@@ -162,7 +163,8 @@ class TimmUNet(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(in_ch, out_channels, 1), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, height, width = pad_to(x, self.multiple)
+        # at least 2×2 at the deepest level, so its BatchNorm has statistics for one image
+        x, height, width = pad_to(x, self.multiple, 2 * self.multiple)
         *skips, y = self.encoder(x)
         for stage in self.stages:
             if skips:
