@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import colorkit
 from colorkit.registry import default_registry
@@ -85,3 +88,21 @@ def tiny() -> Callable[..., colorkit.Colorizer]:
 def rgb_batch() -> torch.Tensor:
     """:func:`smooth_batch` at 32×32."""
     return smooth_batch()
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> Path:
+    """A folder of six small colour PNG "photos" (ramps plus seeded noise)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 48, dtype=np.float32)
+    for i in range(6):
+        channels = [
+            np.add.outer(ramp, ramp) / 2,
+            np.tile(ramp, (48, 1)),
+            rng.uniform(0, 255, (48, 48)),
+        ]
+        image = np.stack(channels, axis=-1).astype(np.uint8)
+        Image.fromarray(image).save(folder / f"photo{i}.png")
+    return folder

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -141,25 +140,3 @@ def test_torchrun_default_recipe_trains_writes_from_rank0_and_resumes(
 
     meta = colorkit.checkpoint.read_metadata(run / "step-00000004.safetensors")
     assert meta["step"] == 4
-
-
-@pytest.fixture
-def photo_folder(tmp_path: Path) -> Path:
-    import numpy as np
-    from PIL import Image
-
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        gradient = np.linspace(0, 255, 48, dtype=np.float32)
-        image = np.stack(
-            [
-                np.add.outer(gradient, gradient) / 2,
-                np.tile(gradient, (48, 1)),
-                rng.uniform(0, 255, (48, 48)),
-            ],
-            axis=-1,
-        )
-        Image.fromarray(image.astype(np.uint8)).save(folder / f"photo{i}.png")
-    return folder

@@ -121,24 +121,3 @@ def test_config_validation_names_the_option(photo_folder: Path, tmp_path: Path) 
     with pytest.raises(ValueError, match="--device"):
         train(_config(photo_folder, tmp_path / "r", device="tpu"))
     assert not (tmp_path / "r").exists()
-
-
-@pytest.fixture
-def photo_folder(tmp_path: Path) -> Path:
-    import numpy as np
-
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        gradient = np.linspace(0, 255, 48, dtype=np.float32)
-        image = np.stack(
-            [
-                np.add.outer(gradient, gradient) / 2,
-                np.tile(gradient, (48, 1)),
-                rng.uniform(0, 255, (48, 48)),
-            ],
-            axis=-1,
-        )
-        Image.fromarray(image.astype(np.uint8)).save(folder / f"photo{i}.png")
-    return folder
