@@ -28,11 +28,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from colorkit.color import (
-    _EPSILON,
     _KAPPA,
     _RGB_TO_XYZ,
     _WHITE_D65,
     _XYZ_TO_RGB,
+    _lab_f,
     linear_to_srgb,
     srgb_to_linear,
 )
@@ -265,12 +265,6 @@ def _linear_taps(source: int, target: int) -> tuple[torch.Tensor, ...]:
     second = (first + 1).clamp_(max=source - 1)
     weight = (position - first).clamp_(0.0, 1.0)
     return first, second, 1.0 - weight, weight
-
-
-def _lab_f(t: torch.Tensor) -> torch.Tensor:
-    return torch.where(
-        t > _EPSILON, t.clamp_min(_EPSILON).pow(1.0 / 3.0), (_KAPPA * t + 16.0) / 116.0
-    )
 
 
 def _lab_f_inverse_(f: torch.Tensor) -> torch.Tensor:
