@@ -30,7 +30,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
-from colorkit.imaging import ImageReadError, open_image
+from colorkit.imaging import IMAGE_EXTENSIONS, ImageReadError, open_image
 from colorkit.registry import ColorkitError
 
 __all__ = [
@@ -46,9 +46,6 @@ __all__ = [
     "scan_images",
     "split_paths",
 ]
-
-#: File name endings recognised as images (compared case-insensitively).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 #: Pix2pix trains on crops of images resized to this multiple of the crop size (286 for 256).
 _TRAIN_RESIZE_FACTOR = 1.125

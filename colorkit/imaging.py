@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from colorkit.engine import Colorizer
 
 __all__ = [
-    "IMAGE_SUFFIXES",
+    "IMAGE_EXTENSIONS",
     "ColorizeReport",
     "ImageReadError",
     "ImageWriteError",
@@ -56,7 +56,8 @@ __all__ = [
 ]
 
 #: File name endings searched for in folders (compared case-insensitively).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+#: File name endings recognised as images (compared case-insensitively).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 # input suffix -> output suffix; anything else (BMP, GIF, ...) is written as PNG
 _OUTPUT_SUFFIX = {
@@ -585,7 +586,7 @@ def _walk_images(root: Path, exclude: Path | None) -> Iterator[Path]:
             if not name.startswith(".") and _key(Path(folder, name)) != excluded
         )
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                 yield Path(folder, name)
 
 
@@ -616,7 +617,7 @@ def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
     Files are taken as given, whatever their suffix; folders are searched
     recursively (in sorted order, skipping hidden entries) for files whose suffix is
-    in :data:`IMAGE_SUFFIXES`, case-insensitively. A path that does not exist is
+    in :data:`IMAGE_EXTENSIONS`, case-insensitively. A path that does not exist is
     kept in the list, so that :func:`colorize_paths` reports it as failed. A file
     named twice is listed once.
 
