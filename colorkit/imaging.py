@@ -55,7 +55,6 @@ __all__ = [
     "recombine",
 ]
 
-#: File name endings searched for in folders (compared case-insensitively).
 #: File name endings recognised as images (compared case-insensitively).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
