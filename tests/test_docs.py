@@ -499,6 +499,17 @@ def test_docs_show_every_command_and_the_readme_install_line() -> None:
     assert set(quickstart) <= set(readme_installs), "the Quickstart's install differs from README's"
 
 
+def test_toml_excerpts_match_a_pyproject() -> None:
+    sources = [REPO / "pyproject.toml", *sorted(REPO.glob("plugins/*/pyproject.toml"))]
+    texts = [source.read_text() for source in sources]
+    blocks = blocks_of({"toml"})
+    assert blocks, "the docs show no pyproject.toml excerpt"
+    for block in blocks:
+        assert any(block.code.strip() in text for text in texts), (
+            f"{block.where}: this TOML is in no pyproject.toml of the repository"
+        )
+
+
 # -- docstring examples -------------------------------------------------------------------------
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
 def test_docstring_examples_run(
@@ -838,6 +849,9 @@ def test_mkdocs_build_is_strict_clean_and_renders_the_public_api(tmp_path: Path)
     assert done.returncode == 0, output[-5000:]
     assert "WARNING" not in output, output[-5000:]
     assert (site / "images" / "concepts.svg").is_file()
+    external = re.compile(r'<(?:script|link|img)[^>]*(?:src|href)="(?:https?:)?//', re.I)
+    offline = [p.name for p in site.rglob("*.html") if external.search(p.read_text("utf-8"))]
+    assert not offline, f"pages that load resources from the network: {offline}"
     assert not (site / "_ext").exists()
     ids = _rendered_ids(site)
     missing = []
