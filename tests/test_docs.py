@@ -476,6 +476,19 @@ def test_shell_checks_catch_renamed_options_and_bad_targets() -> None:
     assert not check_command("x", ["ls", "runs"])
 
 
+def test_shell_commands_join_continuations_and_drop_prompts(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```console\n$ colorkit train --steps 2 \\\n    --size 32  # small\n# a comment\n"
+        "OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 -m colorkit train\n```\n"
+    )
+    found = list(shell_commands(fenced_blocks(page)[0]))
+    assert found == [
+        ("page.md:2", ["colorkit", "train", "--steps", "2", "--size", "32"]),
+        ("page.md:5", ["torchrun", "--nproc_per_node", "2", "-m", "colorkit", "train"]),
+    ]
+
+
 def test_docs_show_every_command_and_the_readme_install_line() -> None:
     commands = {
         argv[1] for b in SHELL_BLOCKS for _, argv in shell_commands(b) if argv[0] == "colorkit"
