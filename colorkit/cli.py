@@ -13,11 +13,17 @@ from typing import Any
 
 from colorkit.registry import ColorkitError
 
-__all__ = ["main", "parse_overrides"]
+__all__ = ["build_parser", "main", "parse_overrides"]
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """Parse ``KEY=VALUE`` pairs; values are Python literals where they parse, else strings.
+
+    Args:
+        pairs: the ``--set`` arguments, e.g. ``["refiner_patch=8", "generator=timm-unet"]``.
+
+    Returns:
+        The overrides for :func:`colorkit.build`; dashes in keys become underscores.
 
     Raises:
         ValueError: for a pair without ``=``.
@@ -70,7 +76,12 @@ def _train_options(parser: argparse.ArgumentParser, steps: int, size: int) -> No
     _add_device(parser)
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``colorkit`` command.
+
+    Returns:
+        The parser, with one subcommand per command.
+    """
     from colorkit import __version__
 
     parser = argparse.ArgumentParser(
@@ -326,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status: 0 on success, 1 when some input failed, 2 for bad usage.
     """
-    args = _build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     warnings.simplefilter("default")
     try:
         return COMMANDS[args.command](args)

@@ -44,6 +44,12 @@ def bf16_is_fast(device: torch.device | str) -> bool:
 
     True for CUDA devices with bf16 support and for CPUs with AMX or AVX-512 BF16
     units; elsewhere bf16 is emulated and slower than fp32.
+
+    Args:
+        device: the device to ask about.
+
+    Returns:
+        Whether to prefer bf16 autocast there.
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -78,6 +84,10 @@ class Colorizer(nn.Module):
         optimizers: one Adam optimiser per trained part (``generator``,
             ``discriminator``, ``refiner``).
         precision: ``"fp32"`` or ``"bf16"`` (autocast); see :meth:`set_precision`.
+
+    Raises:
+        ValueError: for an invalid recipe, or a discriminator without an adversarial loss.
+        UnknownComponentError: for a component that is not registered.
     """
 
     def __init__(
@@ -140,7 +150,11 @@ class Colorizer(nn.Module):
 
     # -- parts and settings --------------------------------------------------------------
     def trained_parts(self) -> dict[str, nn.Module]:
-        """The parts that have parameters to train, by name, in training order."""
+        """The parts that have parameters to train, by name, in training order.
+
+        Returns:
+            Part name → module, for ``discriminator``, ``generator`` and ``refiner``.
+        """
         parts = {
             "discriminator": self.discriminator,
             "generator": self.generator,
@@ -232,20 +246,43 @@ class Colorizer(nn.Module):
         return rgb_to_gray(rgb) * 2.0 - 1.0, rgb * 2.0 - 1.0
 
     def condition(self, gray: torch.Tensor) -> torch.Tensor:
-        """The network's condition for a ``B×1×H×W`` gray batch in ``[0, 1]``."""
+        """The network's condition for a gray batch.
+
+        Args:
+            gray: ``B×1×H×W`` in ``[0, 1]``.
+
+        Returns:
+            ``L`` scaled to ``[-1, 1]`` in ``lab`` space, ``gray * 2 - 1`` in ``rgb``.
+        """
         if self.recipe.color_space == "lab":
             return gray_to_lightness(gray) / L_SCALE - 1.0
         return gray * 2.0 - 1.0
 
     def decode(self, condition: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
-        """RGB in ``[0, 1]`` from a condition and the network's prediction."""
+        """RGB from a condition and the network's prediction.
+
+        Args:
+            condition: the condition, as :meth:`condition` makes it.
+            prediction: the generator's (or refiner's) output.
+
+        Returns:
+            ``B×3×H×W`` RGB in ``[0, 1]``.
+        """
         if self.recipe.color_space == "lab":
             lab = torch.cat([(condition + 1.0) * L_SCALE, prediction * AB_SCALE], dim=1)
             return lab_to_rgb(lab)
         return ((prediction + 1.0) / 2.0).clamp(0.0, 1.0)
 
     def chroma(self, condition: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
-        """CIELAB ``ab`` (unscaled) of a prediction, in either colour space."""
+        """CIELAB chroma of a prediction, in either colour space.
+
+        Args:
+            condition: the condition, as :meth:`condition` makes it.
+            prediction: the generator's (or refiner's) output.
+
+        Returns:
+            ``B×2×H×W`` unscaled ``ab``.
+        """
         if self.recipe.color_space == "lab":
             return prediction * AB_SCALE
         return rgb_to_lab(self.decode(condition, prediction))[:, 1:]
@@ -445,11 +482,18 @@ class Colorizer(nn.Module):
 
     # -- state ---------------------------------------------------------------------------
     def optimizer_state(self) -> dict[str, dict[str, Any]]:
-        """The optimisers' state dicts by part name."""
+        """The optimisers' state dicts by part name.
+
+        Returns:
+            Part name → ``optimizer.state_dict()``.
+        """
         return {name: opt.state_dict() for name, opt in self.optimizers.items()}
 
     def load_optimizer_state(self, state: Mapping[str, Mapping[str, Any]]) -> None:
         """Restore optimiser state saved by :meth:`optimizer_state`.
+
+        Args:
+            state: part name → optimiser state dict.
 
         Raises:
             KeyError: if a trained part has no saved state.
@@ -458,7 +502,11 @@ class Colorizer(nn.Module):
             optimizer.load_state_dict(state[name])
 
     def parameter_count(self) -> dict[str, int]:
-        """Parameters per part, for listings."""
+        """Parameters per part, for listings.
+
+        Returns:
+            Part name → number of parameters.
+        """
         return {
             name: sum(p.numel() for p in module.parameters())
             for name, module in self.named_children()

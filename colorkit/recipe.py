@@ -57,15 +57,27 @@ class Recipe:
     description: str = ""
 
     def refiner_loss_weights(self) -> Mapping[str, float]:
-        """The refiner's loss weights, falling back to the generator's."""
+        """The refiner's loss weights, falling back to the generator's.
+
+        Returns:
+            Loss name → weight.
+        """
         return self.generator_losses if self.refiner_losses is None else self.refiner_losses
 
     def loss_names(self) -> list[str]:
-        """The losses this recipe uses, generator's first, without repeats."""
+        """The losses this recipe uses, generator's first, without repeats.
+
+        Returns:
+            Loss names.
+        """
         return list(dict.fromkeys([*self.generator_losses, *self.refiner_loss_weights()]))
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form, for checkpoint metadata."""
+        """A JSON-serialisable form, for checkpoint metadata.
+
+        Returns:
+            The fields as plain dicts, lists and scalars.
+        """
         data = dataclasses.asdict(self)
         data["betas"] = list(self.betas)
         return data
@@ -73,6 +85,12 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
         """Inverse of :meth:`to_dict`.
+
+        Args:
+            data: a mapping as written by :meth:`to_dict`.
+
+        Returns:
+            The recipe.
 
         Raises:
             InvalidOptionError: for a field this version of colorkit does not know.
@@ -88,6 +106,9 @@ class Recipe:
 
     def validate(self, registry: Registry) -> None:
         """Check every name and option against the registry.
+
+        Args:
+            registry: where the components are looked up.
 
         Raises:
             UnknownComponentError: for a component that is not registered.
@@ -127,6 +148,13 @@ class Recipe:
         * a bare option name (``encoder="resnet34"``, ``gan_mode="lsgan"``), given to
           every component of the recipe that takes it (``norm="instance"``
           reaches both the generator and the discriminator).
+
+        Args:
+            registry: where the components and their options are looked up.
+            **overrides: the changes.
+
+        Returns:
+            The new, validated recipe.
 
         Raises:
             InvalidOptionError: for an override no field or component takes,

@@ -110,7 +110,11 @@ class Component:
         }
 
     def accepts_any_option(self) -> bool:
-        """Whether the factory takes ``**kwargs`` (so its options cannot be checked)."""
+        """Whether the factory takes ``**kwargs`` (so its options cannot be checked).
+
+        Returns:
+            ``True`` if any keyword is accepted.
+        """
         if self.kind == "recipe":
             return False
         params = _signature(self.factory).parameters.values()
@@ -231,13 +235,24 @@ class Registry:
             raise
 
     def unregister_plugin(self, plugin: object) -> None:
-        """Remove a plugin registered with :meth:`register_plugin`."""
+        """Remove a plugin registered with :meth:`register_plugin`.
+
+        Args:
+            plugin: the object that was registered.
+        """
         self._manager.unregister(plugin)
         self._components = self._collect()
 
     # -- lookup ------------------------------------------------------------------------
     def get(self, kind: str, name: str) -> Component:
         """The registered component of this kind and name.
+
+        Args:
+            kind: one of :data:`KINDS`.
+            name: the registered name.
+
+        Returns:
+            The component.
 
         Raises:
             UnknownComponentError: for an unknown kind or name, listing the nearest ones.
@@ -258,6 +273,9 @@ class Registry:
             kind: one of :data:`KINDS`.
             pattern: a shell-style wildcard such as ``"unet*"``.
 
+        Returns:
+            The matching names.
+
         Raises:
             UnknownComponentError: for an unknown kind.
         """
@@ -266,11 +284,20 @@ class Registry:
         return fnmatch.filter(names, pattern) if pattern else names
 
     def components(self) -> list[Component]:
-        """Every registered component, sorted by kind and name."""
+        """Every registered component, sorted by kind and name.
+
+        Returns:
+            The components.
+        """
         return sorted(self._table().values(), key=lambda c: (KINDS.index(c.kind), c.name))
 
     def check_options(self, kind: str, name: str, options: dict[str, Any]) -> None:
         """Raise if a component does not accept these keyword options.
+
+        Args:
+            kind: the component kind.
+            name: the component name.
+            options: the keyword options to check.
 
         Raises:
             UnknownComponentError: for an unknown component.
@@ -322,7 +349,11 @@ _default: Registry | None = None
 
 
 def default_registry() -> Registry:
-    """The process-wide registry, discovered from entry points on first use."""
+    """The process-wide registry, discovered from entry points on first use.
+
+    Returns:
+        The shared :class:`Registry`.
+    """
     global _default
     if _default is None:
         _default = Registry()

@@ -127,6 +127,13 @@ class TrainResult:
 def resolve_device(device: str, local_rank: int = 0) -> torch.device:
     """The torch device for a ``--device`` value.
 
+    Args:
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        local_rank: the CUDA device index of this process under ``torchrun``.
+
+    Returns:
+        The device.
+
     Raises:
         ValueError: for an unknown value, or ``cuda`` on a machine without CUDA.
     """

@@ -338,12 +338,12 @@ def shell_commands(block: Block) -> Iterator[tuple[str, list[str]]]:
 
 
 def _parse_colorkit(argv: list[str], where: str) -> None:
-    from colorkit.cli import _build_parser
+    from colorkit.cli import build_parser
 
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-            _build_parser().parse_args(argv)
+            build_parser().parse_args(argv)
     except SystemExit as exc:
         # --help and --version exit 0; a bad command or option exits 2
         assert exc.code == 0, f"{where}: colorkit {shlex.join(argv)}: {stderr.getvalue()}"
@@ -719,61 +719,9 @@ def public_api_problems() -> list[str]:
 
 #: Gaps found when this test was written, in modules whose owners fix them; remove each line
 #: as it is fixed (test_known_docstring_gaps_are_fixed then passes and its mark can go too).
-KNOWN_DOCSTRING_GAPS: frozenset[str] = frozenset(
-    {
-        "colorkit.cli.parse_overrides: Args does not name pairs",
-        "colorkit.cli.parse_overrides: no Returns section",
-        "colorkit.components.generators.TimmUNet: Raises does not name UnknownComponentError",
-        "colorkit.components.generators.UNet: Raises does not name ValueError",
-        "colorkit.components.refiners.Identity: Args does not name channels, cond_channels",
-        "colorkit.components.refiners.MLPImprover: Raises does not name ValueError",
-        "colorkit.engine.Colorizer.chroma: Args does not name condition, prediction",
-        "colorkit.engine.Colorizer.chroma: no Returns section",
-        "colorkit.engine.Colorizer.condition: Args does not name gray",
-        "colorkit.engine.Colorizer.condition: no Returns section",
-        "colorkit.engine.Colorizer.decode: Args does not name condition, prediction",
-        "colorkit.engine.Colorizer.decode: no Returns section",
-        "colorkit.engine.Colorizer.load_optimizer_state: Args does not name state",
-        "colorkit.engine.Colorizer.optimizer_state: no Returns section",
-        "colorkit.engine.Colorizer.parameter_count: no Returns section",
-        "colorkit.engine.Colorizer.trained_parts: no Returns section",
-        "colorkit.engine.Colorizer: Raises does not name ValueError",
-        "colorkit.engine.bf16_is_fast: Args does not name device",
-        "colorkit.engine.bf16_is_fast: no Returns section",
-        "colorkit.recipe.Recipe.from_dict: Args does not name data",
-        "colorkit.recipe.Recipe.from_dict: no Returns section",
-        "colorkit.recipe.Recipe.loss_names: no Returns section",
-        "colorkit.recipe.Recipe.refiner_loss_weights: no Returns section",
-        "colorkit.recipe.Recipe.to_dict: no Returns section",
-        "colorkit.recipe.Recipe.validate: Args does not name registry",
-        "colorkit.recipe.Recipe.with_overrides: Args does not name registry",
-        "colorkit.recipe.Recipe.with_overrides: no Returns section",
-        "colorkit.registry.Component.accepts_any_option: no Returns section",
-        "colorkit.registry.Registry.check_options: Args does not name kind, name, options",
-        "colorkit.registry.Registry.components: no Returns section",
-        "colorkit.registry.Registry.get: Args does not name kind, name",
-        "colorkit.registry.Registry.get: no Returns section",
-        "colorkit.registry.Registry.list: no Returns section",
-        "colorkit.registry.Registry.unregister_plugin: Args does not name plugin",
-        "colorkit.registry.default_registry: no Returns section",
-        "colorkit.trainer.resolve_device: Args does not name device, local_rank",
-        "colorkit.trainer.resolve_device: no Returns section",
-    }
-)
-
-
-def test_public_api_has_no_new_docstring_gaps() -> None:
-    new = [problem for problem in public_api_problems() if problem not in KNOWN_DOCSTRING_GAPS]
-    assert not new, "public API without complete docstrings:\n" + "\n".join(new)
-
-
-@pytest.mark.xfail(
-    bool(KNOWN_DOCSTRING_GAPS),
-    reason="known docstring gaps in other modules: see KNOWN_DOCSTRING_GAPS",
-    strict=False,
-)
-def test_known_docstring_gaps_are_fixed() -> None:
-    assert public_api_problems() == []
+def test_public_api_docstrings_are_complete() -> None:
+    problems = public_api_problems()
+    assert not problems, "public API without complete docstrings:\n" + "\n".join(problems)
 
 
 def test_docstring_checker_finds_gaps() -> None:

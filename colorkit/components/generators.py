@@ -30,6 +30,9 @@ class UNet(nn.Module):
         dropout: dropout probability in the innermost decoder blocks.
         dropout_blocks: how many innermost decoder blocks get dropout (pix2pix's paper
             puts it in the first three decoder layers, the innermost included).
+
+    Raises:
+        ValueError: for ``depth`` below 2 or an unknown ``norm``.
     """
 
     def __init__(
@@ -126,6 +129,9 @@ class TimmUNet(nn.Module):
             timm/Hugging Face cache; off by default).
         norm: normalisation of the decoder: ``"batch"``, ``"instance"`` or ``"none"``.
         min_decoder_channels: the narrowest decoder stage.
+
+    Raises:
+        UnknownComponentError: for an encoder name timm does not know, with the nearest names.
     """
 
     def __init__(

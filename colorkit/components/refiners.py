@@ -25,6 +25,9 @@ class MLPImprover(nn.Module):
         cond_channels: channels of the condition (1 for gray).
         patch: patch side in pixels.
         hidden: width of the hidden layer.
+
+    Raises:
+        ValueError: if ``patch`` or ``hidden`` is below 1.
     """
 
     def __init__(
@@ -54,7 +57,12 @@ class MLPImprover(nn.Module):
 
 
 class Identity(nn.Module):
-    """No refinement: returns the generator's prediction unchanged."""
+    """No refinement: returns the generator's prediction unchanged.
+
+    Args:
+        channels: channels of the prediction (accepted for the refiner interface; unused).
+        cond_channels: channels of the condition (unused).
+    """
 
     def __init__(self, channels: int = 2, cond_channels: int = 1) -> None:
         super().__init__()
