@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from conftest import build_tiny, smooth_batch, tiny_overrides
+from support import build_tiny, smooth_batch, tiny_overrides
 from torch import nn
 
 import colorkit

@@ -7,7 +7,7 @@ import importlib.metadata
 import pytest
 import torch
 from colorkit_convrefiner import CONV_RECIPE, ConvRefiner
-from conftest import build_tiny
+from support import build_tiny
 from torch import nn
 
 import colorkit

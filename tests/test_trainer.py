@@ -8,13 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from support import TINY
 
 import colorkit
 from colorkit.checkpoint import latest_checkpoint, read_metadata
 from colorkit.engine import Colorizer
 from colorkit.trainer import StreamSampler, TrainConfig, train
-
-TINY = {"generator_depth": 3, "base_channels": 8, "refiner_hidden": 16, "refiner_patch": 4}
 
 
 def _config(photo_folder: Path, out: Path, **changes: object) -> TrainConfig:
