@@ -288,6 +288,13 @@ def bar_chart(
         y = top + panel_head
         bottom = y + len(labels) * (bar_height + gap)
         draw.line([(label_width, y - 3), (label_width, bottom)], "#444444")
+        if reference is not None:
+            # drawn first, so that bars and their values stay readable on top of it
+            x = label_width + round(bar_room * reference[1] / peak)
+            for dash in range(y - 3, bottom, 8):
+                draw.line([(x, dash), (x, min(dash + 4, bottom))], fill="#333333", width=2)
+            caption = f"{reference[0]} {reference[1]:.{places}f}"
+            draw.text((x + 6, top + 12), caption, "black", small)
         base_value = None
         if baseline in labels:
             base_value = values[list(labels).index(baseline)]
@@ -307,14 +314,11 @@ def bar_chart(
                 # a difference from a zero baseline would only repeat the value
                 if label != baseline and base_value and math.isfinite(base_value):
                     text += f" ({value - base_value:+.{places}f})"
-                draw.text((label_width + length + 6, label_y), text, fill="black", font=font)
+                where = (label_width + length + 6, label_y)
+                box = draw.textbbox(where, text, font=font)
+                draw.rectangle([box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2], fill="white")
+                draw.text(where, text, fill="black", font=font)
             y += bar_height + gap
-        if reference is not None:
-            x = label_width + round(bar_room * reference[1] / peak)
-            for dash in range(top + panel_head - 3, bottom, 8):
-                draw.line([(x, dash), (x, min(dash + 4, bottom))], fill="black", width=2)
-            caption = f"{reference[0]} {reference[1]:.{places}f}"
-            draw.text((x + 6, top + panel_head - 2), caption, "black", small)
         top += panel_height
     target = Path(path)
     return _atomic_write(target, lambda tmp: image.save(tmp, format="PNG", optimize=True))
