@@ -288,6 +288,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fitting_unet_depth(recipe: str, overrides: dict[str, Any], size: int) -> dict[str, int]:
+    """The U-Net depth whose bottleneck is 1×1 at ``size`` (pix2pix's unet_128 at 128).
+
+    The default depth 8 fits 256-pixel crops; on smaller crops it pads every image and
+    spends most of its work on the padding.
+    """
+    from colorkit.registry import default_registry
+
+    generator = overrides.get("generator", default_registry().create("recipe", recipe).generator)
+    if generator != "unet" or {"depth", "generator_depth"} & overrides.keys():
+        return {}
+    return {"generator_depth": max(2, size.bit_length() - 1)}
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
@@ -297,6 +311,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     config = _train_config(args)
     config.resume = True  # a second `colorkit demo` reuses (or extends) the first run
+    config.overrides.update(_fitting_unet_depth(config.recipe, config.overrides, config.size))
     result = train(config)
     model = result.model
     train_set, test_set, _ = load_photos(

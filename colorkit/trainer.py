@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,6 +266,16 @@ class _Distributed:
             dist.destroy_process_group()
 
 
+def _warn_if_padded(model: Colorizer, size: int) -> None:
+    depth = getattr(model.generator, "depth", None)
+    if isinstance(depth, int) and size < 2**depth:
+        warnings.warn(
+            f"the U-Net of depth {depth} pads {size}-pixel crops to a multiple of {2**depth}, "
+            f"which costs time; --set generator_depth={size.bit_length() - 1} fits them",
+            stacklevel=3,
+        )
+
+
 def _rng_state() -> str:
     # saved so that a resumed run draws the same crops, flips and dropout masks
     return base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii")
@@ -316,6 +327,7 @@ def train(config: TrainConfig) -> TrainResult:
             config.data, size=config.size, test_fraction=config.test_fraction, seed=config.seed
         )
         model = build(config.recipe, **config.overrides).to(env.device)
+        _warn_if_padded(model, config.size)
         model.set_precision(config.precision)
         if config.channels_last:
             model.to(memory_format=torch.channels_last)

@@ -136,3 +136,12 @@ def test_demo_trains_scores_and_draws_a_grid(
         assert grid.width == 4 * 32
         photos = len(list(colorkit.data.embedded_photos().glob("*.jpg")))
         assert grid.height > photos * 32
+
+
+def test_demo_fits_the_unet_to_its_crop_size() -> None:
+    from colorkit.cli import _fitting_unet_depth
+
+    assert _fitting_unet_depth("pix2pix+mlp", {}, 128) == {"generator_depth": 7}
+    assert _fitting_unet_depth("pix2pix+mlp", {}, 256) == {"generator_depth": 8}
+    assert _fitting_unet_depth("pix2pix", {"generator": "timm-unet"}, 128) == {}
+    assert _fitting_unet_depth("pix2pix", {"generator_depth": 5}, 128) == {}

@@ -120,3 +120,9 @@ def test_config_validation_names_the_option(photo_folder: Path, tmp_path: Path) 
     with pytest.raises(ValueError, match="--device"):
         train(_config(photo_folder, tmp_path / "r", device="tpu"))
     assert not (tmp_path / "r").exists()
+
+
+def test_a_unet_deeper_than_the_crop_is_warned_about(photo_folder: Path, tmp_path: Path) -> None:
+    overrides = {**TINY, "generator_depth": 6}  # pads 32-pixel crops to 64
+    with pytest.warns(UserWarning, match="generator_depth=5"):
+        train(_config(photo_folder, tmp_path / "run", steps=1, overrides=overrides))
