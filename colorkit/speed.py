@@ -604,10 +604,20 @@ class FastImprover(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """The refined prediction: ``x`` plus the MLP's correction, in ``x``'s dtype."""
-        both, height, width = pad_to(torch.cat([x, cond.to(x.dtype)], dim=1), self.patch)
-        both = both.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        n, channels, height, width = x.shape
+        # the network's input, cast and laid out in one pass per part
+        both = torch.empty(
+            (n, channels + cond.shape[1], height, width),
+            dtype=self.dtype,
+            device=x.device,
+            memory_format=torch.channels_last,
+        )
+        both[:, :channels].copy_(x)
+        both[:, channels:].copy_(cond)
+        both, _, _ = pad_to(both, self.patch)
         correction = F.pixel_shuffle(self.last(self.first(both)), self.patch)
-        return x + correction[..., :height, :width].to(x.dtype)
+        # the sum is computed in x's (wider) dtype without a separate cast
+        return torch.add(x, correction[..., :height, :width]).to(x.dtype)
 
 
 def _inference_refiner(refiner: nn.Module, dtype: torch.dtype) -> nn.Module:
