@@ -485,6 +485,15 @@ def _write_result(
     _save_atomic(result, target, options)
 
 
+def _output_folder(out_dir: str | Path) -> Path:
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageWriteError(f"{out_dir}: cannot create output folder ({exc})") from None
+    return out_dir
+
+
 def _check_working_size(working_size: int) -> None:
     if isinstance(working_size, bool) or not isinstance(working_size, int) or working_size < 1:
         raise ValueError(f"working_size must be a positive number of pixels, got {working_size!r}")
@@ -541,11 +550,7 @@ def colorize_file(
         ValueError: if ``working_size`` is not a positive integer.
     """
     _check_working_size(working_size)
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ImageWriteError(f"{out_dir}: cannot create output folder ({exc})") from None
+    out_dir = _output_folder(out_dir)
     return _colorize_to(model, Path(src), out_dir, working_size)
 
 
@@ -667,11 +672,7 @@ def colorize_paths(
         ValueError: if ``working_size`` is not a positive integer.
     """
     _check_working_size(working_size)
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ImageWriteError(f"{out_dir}: cannot create output folder ({exc})") from None
+    out_dir = _output_folder(out_dir)
     items = _collect(inputs, exclude=out_dir)
     # every input is off limits as an output, and so is every output already written
     taken = {_key(item.path) for item in items}

@@ -23,24 +23,9 @@ import griffe
 
 # the modules rendered by docs/reference/*.md; a link to anything outside them would dangle
 RENDERED_MODULES = frozenset(
-    {
-        "colorkit",
-        "colorkit.registry",
-        "colorkit.hookspecs",
-        "colorkit.recipe",
-        "colorkit.engine",
-        "colorkit.color",
-        "colorkit.components.generators",
-        "colorkit.components.discriminators",
-        "colorkit.components.refiners",
-        "colorkit.components.losses",
-        "colorkit.data",
-        "colorkit.checkpoint",
-        "colorkit.metrics",
-        "colorkit.imaging",
-        "colorkit.trainer",
-        "colorkit.cli",
-    }
+    match.group(1)
+    for page in (Path(__file__).parent.parent / "reference").glob("*.md")
+    for match in re.finditer(r"^::: ([\w.]+)", page.read_text(encoding="utf-8"), re.MULTILINE)
 )
 
 _ROLE = re.compile(r":(?:py:)?(?:class|func|meth|attr|data|mod|exc|obj|const):`(~?)([^`<>]+)`")
