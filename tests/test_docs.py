@@ -58,6 +58,7 @@ PUBLIC_MODULES = (
     "colorkit.metrics",
     "colorkit.imaging",
     "colorkit.trainer",
+    "colorkit.speed",
     "colorkit.cli",
     "colorkit.hookspecs",
 )

@@ -1,0 +1,90 @@
+"""The inference copies of colorkit.speed compute what the networks compute."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import colorkit
+from colorkit import speed
+
+
+def _warm_statistics(generator: torch.nn.Module, condition: torch.Tensor) -> None:
+    # a few train-mode passes give BatchNorm running statistics that are not the identity
+    generator.train()
+    with torch.no_grad():
+        for _ in range(2):
+            generator(condition)
+    generator.eval()
+
+
+def _tiny(recipe: str = "pix2pix+mlp", **overrides: Any) -> colorkit.Colorizer:
+    torch.manual_seed(0)
+    options: dict[str, Any] = {"generator_depth": 4, "base_channels": 8}
+    if "mlp" in recipe:
+        options.update(refiner_hidden=16, refiner_patch=4)
+    model = colorkit.build(recipe, **{**options, **overrides})
+    # non-trivial Improver and BatchNorm statistics, so equality is not a coincidence
+    if "mlp" in recipe:
+        torch.nn.init.normal_(model.refiner.mlp[-1].weight, 0.0, 0.05)
+    _warm_statistics(model.generator, torch.rand(4, 1, 48, 48) * 2 - 1)
+    return model
+
+
+@pytest.mark.parametrize("norm", ["batch", "none", "instance"])
+def test_inference_generator_matches_eval_mode(norm: str) -> None:
+    """fp32 inference copies equal the generator in eval mode; bf16 ones are close."""
+    model = _tiny(generator_norm=norm)
+    condition = torch.rand(3, 1, 37, 52) * 2 - 1  # not a multiple of 2**depth: padded
+    model.generator.eval()
+    with torch.no_grad():
+        expected = model.generator(condition)
+    folded = speed.fold_batchnorm(model.generator)
+    with torch.no_grad():
+        assert torch.allclose(folded(condition), expected, atol=1e-6)
+        exact = speed.inference_generator(model.generator, "fp32")(condition)
+        rough = speed.inference_generator(model.generator, "bf16")(condition)
+    assert exact.dtype == torch.float32 and exact.shape == expected.shape
+    assert torch.allclose(exact, expected, atol=1e-5)
+    scale = expected.abs().max().item()
+    assert (rough - expected).abs().max().item() < 0.05 * scale + 1e-3
+    assert model.generator.training is False  # the original was only read
+
+
+def test_inference_model_colorizes_like_the_model() -> None:
+    """The inference copy's colorize and predict_chroma equal the model's (fp32)."""
+    model = _tiny()
+    gray = torch.rand(2, 1, 45, 38)
+    fast = speed.inference_model(model, "fp32")
+    assert isinstance(fast.refiner, speed.FastImprover)
+    assert torch.allclose(fast.colorize(gray), model.colorize(gray), atol=1e-5)
+    for refine in (False, True):
+        assert torch.allclose(
+            fast.predict_chroma(gray, working_size=32, refine=refine),
+            model.predict_chroma(gray, working_size=32, refine=refine),
+            atol=1e-4,
+        )
+    with pytest.raises(speed.InferenceOnlyError, match="inference copy"):
+        fast.train_step(torch.rand(2, 3, 32, 32))
+
+
+def test_fused_adam_survives_a_layout_change() -> None:
+    """Optimiser state left in NCHW after a switch to channels-last still steps correctly."""
+    rgb = torch.rand(2, 3, 32, 32)
+    a, b = _tiny("pix2pix"), _tiny("pix2pix")
+    for model in (a, b):
+        torch.manual_seed(1)  # dropout draws the same masks in both
+        model.train_step(rgb)
+        model.to(memory_format=torch.channels_last)  # moves parameters, not optimiser state
+    for optimizer in a.optimizers.values():  # a: state converted by hand, the known-good way
+        for param, state in optimizer.state.items():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                    state[key] = torch.empty_like(param).copy_(value)
+    for model in (a, b):
+        torch.manual_seed(2)
+        model.train_step(rgb)
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name
