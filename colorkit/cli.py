@@ -253,8 +253,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_colorize(args: argparse.Namespace) -> int:
     from colorkit.imaging import colorize_paths
+    from colorkit.speed import inference_model
 
-    model = _load_model(args)
+    # BatchNorm folded, prepacked convolutions: same colours, several times the speed
+    model = inference_model(_load_model(args), args.precision)
     report = colorize_paths(
         model, args.inputs, args.out, args.working_size, progress=not args.no_progress
     )
