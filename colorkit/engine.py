@@ -227,7 +227,7 @@ class Colorizer(nn.Module):
         return self
 
     def _replica(self, name: str) -> nn.Module:
-        return self._replicas.get(name) or getattr(self, name)
+        return self._replicas[name] if name in self._replicas else getattr(self, name)
 
     # -- colour encoding -----------------------------------------------------------------
     def encode(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
