@@ -243,6 +243,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         protocol_extra=protocol,
     )
+    ssim = report.protocol["ssim"]
+    print(
+        f"protocol: {len(paths)} images of {root} (split {args.split}), {args.size}×{args.size} "
+        f"(shorter side resized, centre crop), {model.precision}; piq SSIM kernel "
+        f"{ssim['kernel_size']} σ {ssim['kernel_sigma']}, downsample {ssim['downsample']}; "
+        "data_range 1 after clamping"
+    )
     print(report.table())
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

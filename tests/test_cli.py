@@ -71,6 +71,7 @@ def test_train_writes_a_checkpoint_that_evaluates(
     assert code == 0
     out = capsys.readouterr().out
     assert "psnr_ab" in out
+    assert "protocol:" in out and "32×32" in out and "kernel 11" in out
     report = json.loads(scores.read_text())
     assert len(report["images"]) == len(list(colorkit.data.embedded_photos().glob("*.jpg")))
     assert report["protocol"]["size"] == 32
