@@ -20,6 +20,7 @@ __all__ = [
     "L_SCALE",
     "gray_to_lightness",
     "lab_to_rgb",
+    "lab_to_rgb_in_gamut",
     "linear_to_srgb",
     "rgb_to_gray",
     "rgb_to_lab",
@@ -113,6 +114,17 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([lightness, a, b], dim=1)
 
 
+def _lab_to_linear_rgb(lab: torch.Tensor) -> torch.Tensor:
+    _check_channels(lab, 3, "lab")
+    lightness, a, b = lab.unbind(1)
+    fy = (lightness + 16.0) / 116.0
+    fx = fy + a / 500.0
+    fz = fy - b / 200.0
+    xyz = _lab_f_inverse(torch.stack([fx, fy, fz], dim=1))
+    xyz = xyz * _WHITE_D65.to(device=lab.device, dtype=lab.dtype).view(1, 3, 1, 1)
+    return _channel_mix(xyz, _XYZ_TO_RGB)
+
+
 def lab_to_rgb(lab: torch.Tensor, clamp: bool = True) -> torch.Tensor:
     """Convert CIELAB (D65) to sRGB.
 
@@ -127,15 +139,36 @@ def lab_to_rgb(lab: torch.Tensor, clamp: bool = True) -> torch.Tensor:
     Raises:
         ValueError: if ``lab`` is not shaped ``B×3×H×W``.
     """
-    _check_channels(lab, 3, "lab")
-    lightness, a, b = lab.unbind(1)
-    fy = (lightness + 16.0) / 116.0
-    fx = fy + a / 500.0
-    fz = fy - b / 200.0
-    xyz = _lab_f_inverse(torch.stack([fx, fy, fz], dim=1))
-    xyz = xyz * _WHITE_D65.to(device=lab.device, dtype=lab.dtype).view(1, 3, 1, 1)
-    rgb = linear_to_srgb(_channel_mix(xyz, _XYZ_TO_RGB))
+    rgb = linear_to_srgb(_lab_to_linear_rgb(lab))
     return rgb.clamp(0.0, 1.0) if clamp else rgb
+
+
+def lab_to_rgb_in_gamut(lab: torch.Tensor) -> torch.Tensor:
+    """Convert CIELAB (D65) to sRGB, keeping each colour's lightness exactly.
+
+    A colour outside the sRGB gamut is desaturated towards its own gray, in linear
+    light, just enough to fit. Luminance is linear in linear RGB, so the result has
+    the lightness ``L`` asked for, where clipping each channel would brighten or
+    darken saturated colours.
+
+    Args:
+        lab: ``B×3×H×W`` CIELAB with ``L`` in ``[0, 100]``.
+
+    Returns:
+        ``B×3×H×W`` sRGB in ``[0, 1]``.
+
+    Raises:
+        ValueError: if ``lab`` is not shaped ``B×3×H×W``.
+    """
+    linear = _lab_to_linear_rgb(lab)
+    luminance = _lab_f_inverse((lab[:, :1] + 16.0) / 116.0).clamp(0.0, 1.0)
+    top = linear.amax(1, keepdim=True)
+    bottom = linear.amin(1, keepdim=True)
+    # both ratios are at least 1 for colours inside the gamut, so those stay as they are
+    fit_high = (1.0 - luminance) / (top - luminance).clamp_min(1e-12)
+    fit_low = luminance / (luminance - bottom).clamp_min(1e-12)
+    fit = torch.minimum(fit_high, fit_low).clamp(max=1.0)
+    return linear_to_srgb(luminance + (linear - luminance) * fit).clamp(0.0, 1.0)
 
 
 def rgb_to_gray(rgb: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from colorkit.color import (
     L_SCALE,
     gray_to_lightness,
     lab_to_rgb,
+    lab_to_rgb_in_gamut,
     rgb_to_gray,
     rgb_to_lab,
 )
@@ -345,7 +346,9 @@ class Colorizer(nn.Module):
         """Colorize a gray batch: generator, then refiner, no gradients.
 
         The output keeps the input's own lightness: the predicted chroma (upsampled
-        bilinearly when ``working_size`` is set) is combined with ``gray``'s CIELAB ``L``.
+        bilinearly when ``working_size`` is set) is combined with ``gray``'s CIELAB ``L``,
+        and colours outside sRGB are desaturated until they fit
+        (:func:`colorkit.color.lab_to_rgb_in_gamut`), as ``colorkit colorize`` does.
 
         Args:
             gray: ``B×1×H×W`` in ``[0, 1]``, any height and width.
@@ -363,7 +366,7 @@ class Colorizer(nn.Module):
         gray = gray.to(ab.device, torch.float32)
         if ab.shape[-2:] != gray.shape[-2:]:
             ab = F.interpolate(ab, size=gray.shape[-2:], mode="bilinear", align_corners=False)
-        return lab_to_rgb(torch.cat([gray_to_lightness(gray), ab], dim=1))
+        return lab_to_rgb_in_gamut(torch.cat([gray_to_lightness(gray), ab], dim=1))
 
     # -- training ------------------------------------------------------------------------
     def _adversarial_logits(self, condition: torch.Tensor, color: torch.Tensor) -> torch.Tensor:

@@ -158,3 +158,18 @@ def test_conversions_keep_batch_and_size() -> None:
     assert lab_to_rgb(rgb_to_lab(rgb)).shape == (3, 3, 5, 7)
     assert rgb_to_gray(rgb).shape == (3, 1, 5, 7)
     assert gray_to_lightness(rgb_to_gray(rgb)).shape == (3, 1, 5, 7)
+
+
+def test_lab_to_rgb_in_gamut_keeps_lightness_and_leaves_gamut_colours_alone() -> None:
+    from colorkit.color import lab_to_rgb_in_gamut
+
+    torch.manual_seed(0)
+    gray = torch.rand(2, 1, 16, 16)
+    vivid = (torch.rand(2, 2, 16, 16) * 2 - 1) * 110  # mostly outside sRGB
+    lab = torch.cat([gray_to_lightness(gray), vivid], dim=1)
+    fitted = lab_to_rgb_in_gamut(lab)
+    assert fitted.min() >= 0.0 and fitted.max() <= 1.0
+    assert (rgb_to_gray(fitted) - gray).abs().max().item() < 1e-5
+    assert (rgb_to_gray(lab_to_rgb(lab)) - gray).abs().max().item() > 0.05  # clipping moves L
+    inside = torch.rand(2, 3, 16, 16)
+    assert (lab_to_rgb_in_gamut(rgb_to_lab(inside)) - inside).abs().max().item() < 1e-4

@@ -463,3 +463,11 @@ def test_set_precision_values() -> None:
     assert model.set_precision("auto").precision in {"bf16", "fp32"}
     with pytest.raises(ValueError, match=r"precision.*'fp16'"):
         model.set_precision("fp16")
+
+
+def test_colorize_keeps_lightness_even_for_vivid_predictions() -> None:
+    model = build_tiny("pix2pix+mlp")
+    last = model.generator.up[-1][1]  # the outermost transposed conv, before tanh
+    torch.nn.init.constant_(last.bias, 3.0)  # tanh(3) · 110: chroma far outside sRGB
+    gray = torch.rand(1, 1, 24, 24)
+    assert (rgb_to_gray(model.colorize(gray)) - gray).abs().max().item() < 1e-5
