@@ -342,7 +342,9 @@ def train(config: TrainConfig) -> TrainResult:
             (run_dir / "config.json").write_text(
                 json.dumps(_jsonable(dataclasses.asdict(config)), indent=2) + "\n"
             )
-        return _loop(config, model, env, train_set, test_set, start, rng_state, run_dir)
+        result = _loop(config, model, env, train_set, test_set, start, rng_state, run_dir)
+        env.barrier()  # no rank tears the group down while another still uses it
+        return result
     finally:
         env.close()
 
