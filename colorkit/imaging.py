@@ -53,6 +53,7 @@ __all__ = [
     "output_path",
     "read_gray",
     "recombine",
+    "save_image",
 ]
 
 #: File name endings recognised as images (compared case-insensitively).
@@ -427,8 +428,19 @@ def _exif_bytes(image: Image.Image) -> bytes | None:
         return None
 
 
-def _save_atomic(image: Image.Image, target: Path, options: dict[str, Any]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``target``."""
+def save_image(image: Image.Image, target: Path, options: dict[str, Any]) -> None:
+    """Save an image atomically: a temporary file in the same folder, fsync, then a rename.
+
+    A crash at any moment leaves either the previous ``target`` or the new one, whole.
+
+    Args:
+        image: the image to write.
+        target: the final path (its folder must exist).
+        options: keyword options of ``PIL.Image.save`` (``format`` among them).
+
+    Raises:
+        ImageWriteError: naming ``target``, if it cannot be written.
+    """
     while True:
         temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
         try:
@@ -482,7 +494,7 @@ def _write_result(
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ImageWriteError(f"{target}: cannot create its folder ({exc})") from None
-    _save_atomic(result, target, options)
+    save_image(result, target, options)
 
 
 def _output_folder(out_dir: str | Path) -> Path:

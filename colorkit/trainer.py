@@ -35,6 +35,7 @@ from colorkit.checkpoint import (
 from colorkit.color import rgb_to_gray
 from colorkit.data import PhotoDataset, load_photos
 from colorkit.engine import Colorizer
+from colorkit.imaging import save_image
 from colorkit.registry import ColorkitError
 
 __all__ = ["TrainConfig", "TrainResult", "resolve_device", "sample_grid", "train"]
@@ -227,14 +228,9 @@ def sample_grid(model: Colorizer, images: torch.Tensor, path: str | Path) -> Pat
         draw.text((col * width + 4, 2), title, fill="black")
         for row, rgb in enumerate(batch):
             canvas.paste(_to_pil(rgb), (col * width, header + row * height))
-    return _atomic_save(canvas, Path(path))
-
-
-def _atomic_save(image: Image.Image, path: Path) -> Path:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    image.save(temporary, format="PNG")
-    os.replace(temporary, path)
+    save_image(canvas, path, {"format": "PNG"})
     return path
 
 
