@@ -40,6 +40,62 @@ PRECISIONS = ("auto", "bf16", "fp32")
 _FUSED_ADAM_DEVICES = frozenset({"cpu", "cuda", "xpu", "mps", "hpu"})
 
 
+def _dense_views(tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Contiguous views of equally laid-out dense tensors (e.g. channels-last weights)."""
+    first = tensors[0]
+    if first.is_contiguous() or any(t.stride() != first.stride() for t in tensors[1:]):
+        return tensors
+    order = sorted(range(first.dim()), key=lambda dim: -first.stride(dim))
+    views = tuple(t.permute(order) for t in tensors)
+    return views if views[0].is_contiguous() else tensors
+
+
+class _LayoutAdam(torch.optim.Adam):
+    """``torch.optim.Adam`` whose fused kernel updates channels-last tensors in place.
+
+    The fused kernel walks parameter, gradient and state memory in step and copies any
+    non-contiguous tensor to a contiguous one and back (on a 2-core CPU, 59 ms instead of
+    14 ms for the pix2pix U-Net's weights in channels-last). A channels-last weight is a
+    contiguous tensor under a permutation of its dimensions, so the kernel gets that view
+    of all four tensors.
+    State restored from a checkpoint (contiguous) is first given the parameter's
+    layout; devices without the fused kernel use the per-parameter loop.
+    """
+
+    def _prepare_fused(self, group: dict[str, Any]) -> None:
+        if any(p.device.type not in _FUSED_ADAM_DEVICES for p in group["params"]):
+            group["fused"] = False
+            return
+        for param in group["params"]:
+            state = self.state.get(param, {})
+            for key, value in state.items():
+                if (
+                    isinstance(value, torch.Tensor)
+                    and value.shape == param.shape
+                    and value.stride() != param.stride()
+                ):
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+    def _init_group(
+        self,
+        group: dict[str, Any],
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        exp_avgs: list[torch.Tensor],
+        exp_avg_sqs: list[torch.Tensor],
+        *rest: Any,
+    ) -> Any:
+        if group.get("fused"):
+            self._prepare_fused(group)
+        has_complex = super()._init_group(group, params, grads, exp_avgs, exp_avg_sqs, *rest)
+        if group.get("fused"):
+            for index, tensors in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, strict=True)):
+                params[index], grads[index], exp_avgs[index], exp_avg_sqs[index] = _dense_views(
+                    tensors
+                )
+        return has_complex
+
+
 def bf16_is_fast(device: torch.device | str) -> bool:
     """Whether bf16 autocast speeds up convolutions on this device.
 
@@ -141,9 +197,7 @@ class Colorizer(nn.Module):
         # fused Adam updates each parameter in one pass over memory where the default
         # loop makes several; on CPU that is a tenth or more of a pix2pix step
         self.optimizers: dict[str, torch.optim.Optimizer] = {
-            part: torch.optim.Adam(
-                module.parameters(), lr=recipe.lr, betas=recipe.betas, fused=True
-            )
+            part: _LayoutAdam(module.parameters(), lr=recipe.lr, betas=recipe.betas, fused=True)
             for part, module in self.trained_parts().items()
         }
         self.precision = "fp32"
@@ -397,31 +451,7 @@ class Colorizer(nn.Module):
         return total, terms
 
     @staticmethod
-    def _prepare_fused(optimizer: torch.optim.Optimizer) -> None:
-        # The fused kernel walks parameter and state memory in step, so both must share a
-        # layout; state restored from a checkpoint (contiguous) or kept across a change of
-        # memory format would not. Devices without the kernel use the per-parameter loop.
-        for group in optimizer.param_groups:
-            if not group.get("fused"):
-                continue
-            if any(p.device.type not in _FUSED_ADAM_DEVICES for p in group["params"]):
-                group["fused"] = False
-                continue
-            for param in group["params"]:
-                state = optimizer.state.get(param)
-                if not state:
-                    continue
-                for key, value in state.items():
-                    if (
-                        isinstance(value, torch.Tensor)
-                        and value.shape == param.shape
-                        and value.stride() != param.stride()
-                    ):
-                        state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
-
-    @classmethod
-    def _step(cls, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-        cls._prepare_fused(optimizer)
+    def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
