@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import Dataset
 
 from colorkit.imaging import IMAGE_EXTENSIONS, ImageReadError, open_image
@@ -205,25 +205,6 @@ class ScanResult:
         return len(self.corrupt) + len(self.grayscale)
 
 
-def _decode(path: Path, target: int | None = None) -> Image.Image:
-    """Decode an image upright; JPEGs at a reduced DCT scale when ``target`` allows.
-
-    ``draft`` makes libjpeg decode at 1/2, 1/4 or 1/8 scale while keeping both sides
-    at least ``target``, which is several times faster for large photos.
-    Truncated data still fails, because every coefficient is still entropy-decoded.
-    """
-    if target is not None:
-        try:
-            with Image.open(path) as image:
-                if image.format == "JPEG":
-                    image.draft("RGB", (target, target))
-                image.load()
-                return ImageOps.exif_transpose(image)
-        except Exception:
-            pass  # open_image below gives the error its standard wording
-    return open_image(path)
-
-
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL mode to 8-bit RGB, compositing transparency on white."""
     mode = image.mode
@@ -314,7 +295,7 @@ def scan_images(paths: Sequence[Path]) -> ScanResult:
     result = ScanResult()
     for path in paths:
         try:
-            image = _decode(path, _THUMBNAIL)
+            image = open_image(path, _THUMBNAIL)
         except ImageReadError as exc:
             reason = str(exc)
             prefix = f"{path}: "
@@ -408,7 +389,7 @@ class PhotoDataset(Dataset):
             ImageReadError: naming the file, if it can no longer be read.
         """
         path = self.paths[index]
-        image = _resize_shorter(_to_rgb(_decode(path, self._target)), self._target)
+        image = _resize_shorter(_to_rgb(open_image(path, self._target)), self._target)
         width, height = image.size
         if self.train:
             left = int(torch.randint(0, width - self.size + 1, ()).item())

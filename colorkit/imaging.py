@@ -14,9 +14,12 @@ lightness in horizontal bands, straight into 8-bit output.
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import os
 import secrets
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from colorkit.color import (
@@ -90,14 +93,24 @@ class ImageWriteError(ColorkitError, OSError):
     """A result that could not be written (the destination is left as it was)."""
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image file, upright (EXIF orientation applied).
+def open_image(path: str | Path, min_size: int | None = None) -> Image.Image:
+    """Open and fully decode an image file, upright and in sRGB.
+
+    EXIF orientation is applied. Colour images (RGB, RGBA, CMYK) with an embedded ICC
+    profile other than sRGB (Adobe RGB, Display P3, a press CMYK, ...) are converted
+    to sRGB, which colorkit's colour space conversions assume; a profile that cannot be
+    read is ignored with a warning naming the file. Gray images keep their values.
 
     Args:
         path: the file.
+        min_size: if given, JPEGs are decoded at a reduced DCT scale (1/2, 1/4 or 1/8)
+            that keeps both sides at least this many pixels, several times faster for
+            large photos. Truncated data still fails: every coefficient is still
+            entropy-decoded.
 
     Returns:
-        The decoded PIL image in its own mode.
+        The decoded PIL image: in its own mode, or ``RGB``/``RGBA`` after a
+        conversion from a colour profile.
 
     Raises:
         ImageReadError: naming the file, if it is missing, empty, not an image,
@@ -108,8 +121,10 @@ def open_image(path: str | Path) -> Image.Image:
         if path.stat().st_size == 0:
             raise ImageReadError(f"{path}: empty file (0 bytes), expected an image")
         with Image.open(path) as image:
+            if min_size is not None and image.format == "JPEG":
+                image.draft("RGB", (min_size, min_size))
             image.load()
-            return ImageOps.exif_transpose(image)
+            upright = ImageOps.exif_transpose(image)
     except ImageReadError:
         raise
     except FileNotFoundError:
@@ -120,6 +135,39 @@ def open_image(path: str | Path) -> Image.Image:
         raise ImageReadError(f"{path}: image too large ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
+    return _to_srgb(upright, path)
+
+
+@functools.cache
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _to_srgb(image: Image.Image, path: Path) -> Image.Image:
+    """A colour image with an embedded ICC profile, converted to sRGB."""
+    icc = image.info.get("icc_profile")
+    if not icc or image.mode not in ("RGB", "RGBA", "CMYK"):
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if ImageCms.getProfileDescription(source).strip().startswith("sRGB"):
+            return image
+        converted = ImageCms.profileToProfile(
+            image,
+            source,
+            _srgb_profile(),
+            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+            outputMode="RGBA" if image.mode == "RGBA" else "RGB",
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        warnings.warn(
+            f"{path}: ignoring its embedded ICC profile, which cannot be used ({exc}); "
+            "the pixels are taken as sRGB",
+            stacklevel=3,
+        )
+        return image
+    converted.info = {key: value for key, value in image.info.items() if key != "icc_profile"}
+    return converted
 
 
 # -- reading -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import struct
 from typing import Any
 
 import torch
@@ -67,3 +68,46 @@ def build_tiny(recipe: str = "pix2pix+mlp", seed: int = 0, **overrides: Any) -> 
     """A tiny model of a recipe, built after seeding torch's generator."""
     torch.manual_seed(seed)
     return colorkit.build(recipe, **tiny_overrides(recipe, **overrides))
+
+
+def linear_rgb_icc() -> bytes:
+    """An ICC v2 display profile: sRGB's primaries and white, but a linear tone curve.
+
+    Pixel values tagged with it are linear light, so 128 means what sRGB writes as 188:
+    a profile that visibly differs from sRGB, built here because no profile file can
+    be fetched.
+    """
+
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
+
+    text = b"linear sRGB\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67)
+    linear = b"curv" + bytes(4) + struct.pack(">I", 0)  # no entries: the identity curve
+    tags = [
+        (b"desc", desc),
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(0.4361, 0.2225, 0.0139)),
+        (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)),
+        (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
+        (b"rTRC", linear),
+        (b"gTRC", linear),
+        (b"bTRC", linear),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = [struct.pack(">I", len(tags))], []
+    for signature, body in tags:
+        body += bytes(-len(body) % 4)
+        table.append(signature + struct.pack(">II", offset, len(body)))
+        data.append(body)
+        offset += len(body)
+    header = bytearray(128)
+    header[0:4] = struct.pack(">I", offset)
+    header[8:12] = bytes([2, 0x10, 0, 0])
+    header[12:24] = b"mntrRGB XYZ "
+    header[36:40] = b"acsp"
+    header[68:80] = s15(0.9642) + s15(1.0) + s15(0.8249)
+    return bytes(header) + b"".join(table) + b"".join(data)

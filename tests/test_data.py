@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support import linear_rgb_icc
 
+from colorkit.color import linear_to_srgb
 from colorkit.data import (
     IMAGE_EXTENSIONS,
     DataError,
@@ -438,6 +440,15 @@ def test_dataset_decodes_large_jpegs_at_reduced_scale_faithfully(tmp_path):
     full = load_rgb(path).resize((43, 32), Image.Resampling.BICUBIC).crop((5, 0, 37, 32))
     expected = torch.from_numpy(np.asarray(full).copy()).permute(2, 0, 1).float() / 255
     assert (item - expected).abs().mean() < 0.02
+
+
+def test_dataset_converts_colour_profiles_at_reduced_scale(tmp_path):
+    linear = Image.new("RGB", (400, 300), (128, 64, 200))  # linear light under the profile
+    path = tmp_path / "tagged.jpg"
+    linear.save(path, quality=100, icc_profile=linear_rgb_icc())
+    item = PhotoDataset([path], size=32, train=False)[0]
+    expected = linear_to_srgb(torch.tensor([128.0, 64.0, 200.0]) / 255)
+    assert torch.allclose(item.mean(dim=(1, 2)), expected, atol=3 / 255)
 
 
 def test_dataset_applies_exif_rotation_at_reduced_scale(tmp_path):

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageCms
+from support import linear_rgb_icc
 
 import colorkit
-from colorkit.color import gray_to_lightness, lab_to_rgb, rgb_to_gray
+from colorkit.color import gray_to_lightness, lab_to_rgb, linear_to_srgb, rgb_to_gray
 from colorkit.imaging import (
     ColorizeReport,
     ImageReadError,
@@ -24,6 +25,7 @@ from colorkit.imaging import (
     collect_inputs,
     colorize_file,
     colorize_paths,
+    open_image,
     output_path,
     read_gray,
     recombine,
@@ -213,6 +215,45 @@ def test_colorize_file_output_format_follows_input(
         assert out.name == out_name
         with Image.open(out) as image:
             assert image.format == image_format and image.size == (WIDTH, HEIGHT)
+
+
+# -- colour profiles ---------------------------------------------------------------------
+LINEAR = np.array([[[128, 64, 200]]], dtype=np.uint8)  # linear light under linear_rgb_icc()
+
+
+def _as_srgb8(linear: np.ndarray) -> np.ndarray:
+    encoded = linear_to_srgb(torch.from_numpy(linear / 255.0))
+    return np.rint(encoded.numpy() * 255).astype(np.int16)
+
+
+@pytest.mark.parametrize(("suffix", "mode"), [(".png", "RGB"), (".png", "RGBA"), (".jpg", "RGB")])
+def test_an_embedded_profile_is_converted_to_srgb(tmp_path: Path, suffix: str, mode: str) -> None:
+    pixels = np.broadcast_to(LINEAR, (8, 8, 3))
+    image = Image.fromarray(np.ascontiguousarray(pixels)).convert(mode)
+    if mode == "RGBA":
+        image.putalpha(77)
+    path = tmp_path / f"tagged{suffix}"
+    image.save(path, icc_profile=linear_rgb_icc(), **({"quality": 100} if suffix == ".jpg" else {}))
+    opened = open_image(path)
+    assert opened.mode == mode and "icc_profile" not in opened.info
+    values = np.asarray(opened).astype(np.int16)
+    assert np.abs(values[..., :3] - _as_srgb8(LINEAR)).max() <= 2  # 128 linear is 188 sRGB
+    if mode == "RGBA":
+        assert (values[..., 3] == 77).all()
+    gray = read_gray(path)[0]
+    expected = rgb_to_gray(torch.from_numpy(_as_srgb8(LINEAR) / 255.0).permute(2, 0, 1)[None])
+    assert torch.allclose(gray, expected.float().expand_as(gray), atol=3 / 255)
+
+
+def test_an_srgb_profile_and_a_broken_one_leave_the_pixels_alone(tmp_path: Path) -> None:
+    pixels = np.ascontiguousarray(np.broadcast_to(LINEAR, (4, 4, 3)))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(pixels).save(tmp_path / "srgb.png", icc_profile=srgb)
+    assert np.array_equal(np.asarray(open_image(tmp_path / "srgb.png")), pixels)
+    Image.fromarray(pixels).save(tmp_path / "broken.png", icc_profile=b"not a profile")
+    with pytest.warns(UserWarning, match=r"broken\.png.*ICC profile"):
+        opened = open_image(tmp_path / "broken.png")
+    assert np.array_equal(np.asarray(opened), pixels)
 
 
 def test_read_gray_names_the_bad_file(tmp_path: Path) -> None:
