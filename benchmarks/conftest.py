@@ -25,6 +25,7 @@ class BenchSettings:
     """The harness's settings, from the command line."""
 
     data: str | None
+    eval_data: str | None
     device: torch.device
     budget: str
     size: int
@@ -39,6 +40,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("colorkit benchmarks")
     group.addoption("--benchmark", action="store_true", help="run the benchmarks in benchmarks/")
     group.addoption("--data", default=None, help="folder of color photos (default: embedded)")
+    group.addoption(
+        "--eval-data",
+        default=None,
+        help="separate folder of test photos; then all of --data is trained on",
+    )
     group.addoption("--device", default="auto", choices=("auto", "cpu", "cuda"))
     group.addoption("--budget", default="smoke", choices=tuple(BUDGETS))
     group.addoption("--steps", type=int, default=None, help="training steps per variant")
@@ -68,6 +74,7 @@ def bench(pytestconfig: pytest.Config) -> BenchSettings:
     results.mkdir(parents=True, exist_ok=True)
     return BenchSettings(
         data=option("--data"),
+        eval_data=option("--eval-data"),
         device=resolve_device(option("--device")),
         budget=option("--budget"),
         size=option("--size") or budget["size"],

@@ -1,11 +1,13 @@
 """Quality ablations: every built-in recipe trained and scored under one protocol.
 
     pytest benchmarks/test_ablations.py --benchmark [--budget smoke|full] [--data DIR]
-        [--size N] [--steps N] [--bench-batch N] [--bench-seed N] [--results DIR]
+        [--eval-data DIR] [--size N] [--steps N] [--bench-batch N] [--bench-seed N]
+        [--results DIR]
 
 Each variant is trained by :func:`colorkit.trainer.train` with the same data, seed,
 step budget, batch and crop size, and scored by :func:`colorkit.metrics.evaluate` on
-the same held-out split (``load_photos``' seeded split of ``--data``). The ``gray`` row
+the same test photos: ``load_photos``' seeded split of ``--data``, or all of
+``--eval-data`` when given (all of ``--data`` is then trained on). The ``gray`` row
 scores the gray input itself, the do-nothing baseline. Written to ``--results``:
 ``results.json``, ``results.md``, ``chart.png`` and one sample grid per variant
 (``<variant>.png``: gray | truth | generator | refined); training runs go to
@@ -127,9 +129,14 @@ class Ablation:
         self.gray: dict[str, float] | None = None
         self.protocol: dict[str, Any] | None = None
         self.truth_colorfulness: float | None = None
-        _, self.test_set, self.scan = load_photos(
-            bench.data, size=bench.size, test_fraction=TEST_FRACTION, seed=bench.seed
+        train_set, self.test_set, _ = load_photos(
+            bench.data,
+            size=bench.size,
+            test_fraction=TEST_FRACTION,
+            seed=bench.seed,
+            eval_data=bench.eval_data,
         )
+        self.train_images = len(train_set)
 
     def row(self, variant: str) -> dict[str, Any]:
         """The variant's result row, training it the first time it is asked for.
@@ -155,6 +162,7 @@ class Ablation:
             recipe=variant,
             overrides=overrides,
             data=bench.data,
+            eval_data=bench.eval_data,
             out=str(run_dir),
             size=bench.size,
             steps=bench.steps,
@@ -215,10 +223,12 @@ class Ablation:
         return {
             "data": bench.data or "colorkit's embedded photos",
             "split": (
-                f"held-out test split of colorkit.data.load_photos(test_fraction={TEST_FRACTION}, "
-                f"seed={bench.seed})"
+                f"all of --data for training, all of {bench.eval_data} for testing"
+                if bench.eval_data
+                else f"held-out test split of colorkit.data.load_photos("
+                f"test_fraction={TEST_FRACTION}, seed={bench.seed})"
             ),
-            "train_images": len(self.scan.usable) - len(self.test_set),
+            "train_images": self.train_images,
             "test_images": len(self.test_set),
             "test_image_names": [Path(p).name for p in self.test_set.paths],
             "crop": "resize shorter side to size, center crop size×size",

@@ -409,33 +409,52 @@ def load_photos(
     size: int = 256,
     test_fraction: float = 0.2,
     seed: int = 0,
+    eval_data: str | Path | None = None,
 ) -> tuple[PhotoDataset, PhotoDataset, ScanResult]:
     """Find, check and split a folder of photographs into training and test datasets.
 
     Args:
         data: the folder (searched recursively); ``None`` for :func:`embedded_photos`.
         size: the side of the square crops.
-        test_fraction: the share of usable images held out for testing (0 < f < 1).
+        test_fraction: the share of usable images held out for testing (0 < f < 1);
+            not used with ``eval_data``.
         seed: the seed of the split (not of the augmentation, which follows torch's RNG).
+        eval_data: a separate folder of test photos (e.g. a data set's own test split);
+            then every usable photo of ``data`` is for training and ``test_fraction``
+            is not used.
 
     Returns:
         ``(train, test, scan)``: the augmented training :class:`PhotoDataset`, the
-        deterministic test :class:`PhotoDataset`, and the :class:`ScanResult` that says
-        which files were left out.
+        deterministic test :class:`PhotoDataset`, and the :class:`ScanResult` of
+        ``data`` that says which files were left out.
 
     Raises:
-        DataError: if the folder is missing or has no image, no usable colour image
-            or fewer than two (one for each set), or an option is invalid.
+        DataError: if a folder is missing or has no image or no usable colour image,
+            if ``data`` alone has fewer than two (one for each set), if the two
+            folders share photos, or if an option is invalid.
     """
     # options are checked before the scan, which can take a while, so a typo fails at once
     _check_size(size)
     _check_fraction(test_fraction)
     root = embedded_photos() if data is None else Path(data)
     scan = scan_images(find_images(root))
-    if len(scan.usable) < 2:
+    if eval_data is not None:
+        test_scan = scan_images(find_images(eval_data))
+        shared = {p.resolve() for p in scan.usable} & {p.resolve() for p in test_scan.usable}
+        if shared:
+            raise DataError(
+                f"{eval_data}: {len(shared)} of its photos are also in {root} "
+                f"(e.g. {min(shared)}); give a test folder disjoint from the training folder"
+            )
+        for folder, found in ((root, scan), (Path(eval_data), test_scan)):
+            if not found.usable:
+                raise DataError(f"{folder}: no usable colour image")
+        train, test = scan.usable, test_scan.usable
+    elif len(scan.usable) < 2:
         raise DataError(
             f"{root}: only {len(scan.usable)} usable colour image; need at least 2 "
             "(one for training, one for testing)"
         )
-    train, test = split_paths(scan.usable, test_fraction, seed)
+    else:
+        train, test = split_paths(scan.usable, test_fraction, seed)
     return PhotoDataset(train, size, train=True), PhotoDataset(test, size, train=False), scan

@@ -65,6 +65,8 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints.
         keep: checkpoints kept in ``out`` (older ones are deleted).
         test_fraction: share of the photos held out for samples and evaluation.
+        eval_data: a separate folder of photos for samples and evaluation; all of
+            ``data`` is then trained on and ``test_fraction`` is not used.
         progress: show a progress bar.
         channels_last: use the channels-last memory format.
     """
@@ -86,6 +88,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep: int = 3
     test_fraction: float = 0.2
+    eval_data: str | None = None
     progress: bool = True
     channels_last: bool = True
 
@@ -320,7 +323,11 @@ def train(config: TrainConfig) -> TrainResult:
     try:
         torch.manual_seed(config.seed)
         train_set, test_set, _ = load_photos(
-            config.data, size=config.size, test_fraction=config.test_fraction, seed=config.seed
+            config.data,
+            size=config.size,
+            test_fraction=config.test_fraction,
+            seed=config.seed,
+            eval_data=config.eval_data,
         )
         model = build(config.recipe, **config.overrides).to(env.device)
         _warn_if_padded(model, config.size)

@@ -115,6 +115,16 @@ def test_train_into_an_existing_run_needs_resume(
     assert trained.exists()
 
 
+def test_train_eval_data_reaches_the_data_loader(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    code = main(["train", "--steps", "1", "--out", str(out), "--eval-data", str(tmp_path / "nope")])
+    assert code == 2
+    assert "nope: no such folder" in capsys.readouterr().err
+    assert not list(out.glob("*.safetensors"))
+
+
 def test_evaluate_rejects_a_file_that_is_no_checkpoint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -527,3 +527,26 @@ def test_load_photos_errors(tmp_path):
     save_rgb(folder / "only.jpg")
     with pytest.raises(DataError, match=r"one.*only 1 usable.*at least 2"):
         load_photos(folder)
+
+
+def test_load_photos_with_a_separate_test_folder(tmp_path):
+    train_paths = [save_rgb(tmp_path / "train" / f"{i}.jpg", seed=i) for i in range(3)]
+    test_paths = [save_rgb(tmp_path / "test" / f"{i}.png", seed=10 + i) for i in range(2)]
+    train, test, scan = load_photos(tmp_path / "train", size=16, eval_data=tmp_path / "test")
+    assert train.paths == train_paths and test.paths == test_paths
+    assert train.train and not test.train
+    assert scan.usable == train_paths
+    single = save_rgb(tmp_path / "one" / "only.jpg")  # one training photo is enough here
+    assert load_photos(single.parent, size=16, eval_data=tmp_path / "test")[0].paths == [single]
+
+
+def test_load_photos_refuses_overlapping_or_unusable_test_folders(tmp_path):
+    for i in range(3):
+        save_rgb(tmp_path / "all" / "train" / f"{i}.jpg", seed=i)
+    with pytest.raises(DataError, match=r"train: 3 of its photos are also in .*all"):
+        load_photos(tmp_path / "all", eval_data=tmp_path / "all" / "train")
+    save(tmp_path / "gray" / "g.png", Image.new("L", (16, 16), 90))
+    with pytest.warns(DataWarning), pytest.raises(DataError, match=r"gray: no usable colour"):
+        load_photos(tmp_path / "all" / "train", eval_data=tmp_path / "gray")
+    with pytest.raises(DataError, match=r"missing: no such folder"):
+        load_photos(tmp_path / "all" / "train", eval_data=tmp_path / "missing")

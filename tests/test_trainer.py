@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -55,6 +56,19 @@ def test_train_writes_logs_samples_and_pruned_checkpoints(
     meta = read_metadata(run / "step-00000004.safetensors")
     assert meta["step"] == 4 and meta["recipe_name"] == "pix2pix+mlp"
     assert json.loads((run / "config.json").read_text())["steps"] == 4
+
+
+def test_train_samples_a_separate_test_folder(photo_folder: Path, tmp_path: Path) -> None:
+    test_folder = tmp_path / "test"
+    test_folder.mkdir()
+    Image.new("RGB", (40, 40), (200, 40, 30)).save(test_folder / "red.png")
+    train(_config(photo_folder, tmp_path / "run", steps=2, eval_data=str(test_folder)))
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["eval_data"] == str(
+        test_folder
+    )
+    with Image.open(tmp_path / "run" / "samples" / "step-00000002.png") as grid:
+        truth = np.asarray(grid.convert("RGB"))[14:46, 32:64]  # first row, truth column
+    assert (truth == (200, 40, 30)).all()
 
 
 def test_train_refuses_to_overwrite_a_run_without_resume(
