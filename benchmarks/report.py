@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
+
+from colorkit.files import atomic_path
 
 __all__ = [
     "bar_chart",
@@ -36,12 +37,8 @@ BASELINE_COLOR = "#9d9d9d"
 
 def _atomic_write(path: Path, write: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as temporary:
         write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 

@@ -21,11 +21,9 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import secrets
 import struct
 import warnings
 from collections.abc import Mapping
@@ -38,6 +36,7 @@ from safetensors.torch import save_file
 
 import colorkit
 from colorkit.engine import Colorizer
+from colorkit.files import atomic_path
 from colorkit.recipe import Recipe
 from colorkit.registry import ColorkitError, InvalidOptionError, Registry, default_registry
 
@@ -228,39 +227,13 @@ def save_checkpoint(
     }
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    # a leading dot and a suffix keep the temporary file out of latest_checkpoint's pattern
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        _fsync_file(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, (OSError, SafetensorError)):
-            raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {exc}") from exc
-        raise
-    _fsync_dir(path.parent)
+        # the temporary name starts with a dot, so latest_checkpoint never matches it
+        with atomic_path(path) as temporary:
+            save_file(tensors, str(temporary), metadata=metadata)
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {exc}") from exc
     return path
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDWR)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # makes the rename itself durable; directories cannot be opened on Windows
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import contextlib
 import functools
 import io
 import os
-import secrets
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -39,6 +38,7 @@ from colorkit.color import (
     linear_to_srgb,
     srgb_to_linear,
 )
+from colorkit.files import atomic_path, remove_stale_temporaries
 from colorkit.registry import ColorkitError
 
 if TYPE_CHECKING:
@@ -489,28 +489,12 @@ def save_image(image: Image.Image, target: Path, options: dict[str, Any]) -> Non
     Raises:
         ImageWriteError: naming ``target``, if it cannot be written.
     """
-    while True:
-        temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            # os.open (not mkstemp) so the file gets the usual permissions from the umask
-            handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise ImageWriteError(f"{target}: cannot write ({exc.strerror or exc})") from None
     try:
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_path(target) as temporary, open(temporary, "xb") as stream:
             image.save(stream, **options)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(exc, (OSError, ValueError)):
-            raise ImageWriteError(f"{target}: cannot write ({exc})") from None
-        raise
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ImageWriteError(f"{target}: cannot write ({reason})") from None
 
 
 def _metadata(image: Image.Image) -> dict[str, Any]:
@@ -736,6 +720,8 @@ def colorize_paths(
     items = _collect(inputs, exclude=out_dir)
     # every input is off limits as an output, and so is every output already written
     taken = {_key(item.path) for item in items}
+    for folder in sorted({out_dir / item.subfolder for item in items}):
+        remove_stale_temporaries(folder)
     report = ColorizeReport()
     bar = tqdm(items, desc="colorize", unit="image", file=sys.stderr, disable=not progress)
     for item in bar:

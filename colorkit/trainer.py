@@ -35,6 +35,7 @@ from colorkit.checkpoint import (
 from colorkit.color import rgb_to_gray
 from colorkit.data import PhotoDataset, load_photos
 from colorkit.engine import Colorizer
+from colorkit.files import atomic_path, remove_stale_temporaries
 from colorkit.imaging import save_image
 from colorkit.registry import ColorkitError
 
@@ -342,9 +343,12 @@ def train(config: TrainConfig) -> TrainResult:
             model.distribute(device_ids=[env.device.index] if env.device.type == "cuda" else None)
         if env.main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.json").write_text(
-                json.dumps(_jsonable(dataclasses.asdict(config)), indent=2) + "\n"
-            )
+            for folder in (run_dir, run_dir / "samples"):
+                remove_stale_temporaries(folder)
+            with atomic_path(run_dir / "config.json") as temporary:
+                temporary.write_text(
+                    json.dumps(_jsonable(dataclasses.asdict(config)), indent=2) + "\n"
+                )
         result = _loop(config, model, env, train_set, test_set, start, rng_state, run_dir)
         env.barrier()  # no rank tears the group down while another still uses it
         return result

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageCms
-from support import linear_rgb_icc
+from support import dead_pid, linear_rgb_icc
 
 import colorkit
 from colorkit.color import gray_to_lightness, lab_to_rgb, linear_to_srgb, rgb_to_gray
@@ -442,6 +442,21 @@ def test_colorize_paths_carries_on_past_bad_files(
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted(
         [*before, *report.written]
     )
+
+
+def test_colorize_paths_removes_what_a_killed_run_left(
+    tmp_path: Path, model: colorkit.Colorizer
+) -> None:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(colour_pixels()).save(folder / "sub" / "a.png")
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    stale = out / "sub" / f".a.png.tmp-{dead_pid()}-0123abcd"
+    stale.write_bytes(b"half a picture")
+    with pytest.warns(UserWarning, match=r"sub: removed 1 temporary file"):
+        report = colorize_paths(model, [folder], out, working_size=WORKING_SIZE, progress=False)
+    assert report.written == [out / "sub" / "a.png"] and not stale.exists()
 
 
 def test_colorize_paths_into_the_input_folder_overwrites_no_input(

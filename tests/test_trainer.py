@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from support import TINY
+from support import TINY, dead_pid
 
 import colorkit
 from colorkit.checkpoint import latest_checkpoint, read_metadata
@@ -112,6 +112,21 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(
         again = resumed.model.optimizers[part].state_dict()["state"]
         for index in state:
             assert torch.equal(state[index]["exp_avg"], again[index]["exp_avg"])
+
+
+def test_resume_removes_what_a_killed_write_left(photo_folder: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(_config(photo_folder, run, steps=2))
+    leftovers = [
+        run / f".step-00000004.safetensors.tmp-{dead_pid()}-0123abcd",
+        run / "samples" / f".step-00000004.png.tmp-{dead_pid()}-0123abcd",
+    ]
+    for path in leftovers:
+        path.write_bytes(b"half a file")
+    with pytest.warns(UserWarning, match="left by an interrupted write"):
+        train(_config(photo_folder, run, steps=4, resume=True))
+    assert not any(path.exists() for path in leftovers)
+    assert latest_checkpoint(run) == run / "step-00000004.safetensors"
 
 
 def test_stream_sampler_is_a_function_of_step_and_rank() -> None:
