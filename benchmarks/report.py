@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from colorkit.files import atomic_path
+from colorkit.plots import load_font
 
 __all__ = [
     "bar_chart",
@@ -198,13 +199,6 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(table[0]), rule, *(line(row) for row in table[1:])])
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
-        return ImageFont.load_default()
-
-
 def bar_chart(
     path: str | Path,
     labels: Sequence[str],
@@ -249,7 +243,7 @@ def bar_chart(
             raise ValueError(f"panel {name!r} has a negative value; bars start at zero")
     digits = dict(digits or {})
     references = dict(references or {})
-    font, bold, small = _font(15), _font(18), _font(13)
+    font, bold, small = load_font(15), load_font(18), load_font(13)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 
     def text_width(text: str, used: Any) -> int:

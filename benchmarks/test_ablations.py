@@ -54,7 +54,7 @@ SMOKE_REFINER_OVERRIDES: dict[str, Any] = {"refiner_hidden": 64}
 
 #: Files a training run writes into its folder; a stale run folder holding anything
 #: else is not the harness's and is left alone.
-RUN_FILES = ("config.json", "metrics.jsonl", "samples", ".safetensors", ".tmp-")
+RUN_FILES = ("config.json", "metrics.jsonl", "metrics.png", "samples", ".safetensors", ".tmp-")
 
 CHART_METRICS = {"psnr_ab": 2, "ssim": 4, "colorfulness": 2}
 CHART_TITLES = {

@@ -206,6 +206,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"checkpoint: {result.checkpoint}")
         print(f"samples:    {result.run_dir / 'samples'}")
         print(f"metrics:    {result.run_dir / 'metrics.jsonl'}")
+        print(f"curves:     {result.run_dir / 'metrics.png'}")
     return 0
 
 

@@ -37,6 +37,7 @@ from colorkit.data import PhotoDataset, load_photos
 from colorkit.engine import Colorizer
 from colorkit.files import atomic_path, remove_stale_temporaries
 from colorkit.imaging import save_image
+from colorkit.plots import loss_curves, read_metrics
 from colorkit.registry import ColorkitError
 
 __all__ = ["TrainConfig", "TrainResult", "resolve_device", "sample_grid", "train"]
@@ -421,6 +422,7 @@ def _loop(
             window_start = time.perf_counter()
         if env.main and (step % config.sample_every == 0 or last):
             sample_grid(model, samples, run_dir / "samples" / f"step-{step:08d}.png")
+            loss_curves(read_metrics(log_path), run_dir / "metrics.png", f"{config.recipe}: losses")
         if step % config.checkpoint_every == 0 or last:
             if env.main:
                 checkpoint = save_checkpoint(

@@ -48,6 +48,8 @@ def test_train_writes_logs_samples_and_pruned_checkpoints(
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert all(r["images_per_s"] > 0 and r["g"] > 0 and "r_l1" in r and "d" in r for r in records)
+    with Image.open(run / "metrics.png") as curves:  # one row per part, one plot per term
+        assert curves.format == "PNG" and curves.height > 3 * 120
     grids = sorted((run / "samples").glob("*.png"))
     assert [g.name for g in grids] == ["step-00000002.png", "step-00000004.png"]
     with Image.open(grids[-1]) as grid:

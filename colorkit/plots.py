@@ -1,0 +1,147 @@
+"""Pictures of a training run, drawn with Pillow alone.
+
+:func:`loss_curves` turns a run's ``metrics.jsonl`` into ``metrics.png``: one panel
+per trained part (discriminator, generator, refiner) with each loss term against the
+step, so a collapsing discriminator or a stalled L1 shows at a glance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from colorkit.files import atomic_path
+
+__all__ = ["PARTS", "load_font", "loss_curves", "read_metrics"]
+
+#: Panel title → prefix of the loss terms drawn in it (``train_step``'s key names).
+PARTS = {"discriminator": "d_", "generator": "g_", "refiner": "r_"}
+
+_COLORS = ("#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1", "#76b7b2")
+
+
+def load_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's bundled font at ``size`` pixels (its fixed bitmap font without FreeType).
+
+    Args:
+        size: the font size in pixels.
+
+    Returns:
+        A font for ``ImageDraw.text``.
+    """
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):
+        return ImageFont.load_default()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` log, skipping lines that do not parse.
+
+    A run killed while appending leaves a partial last line; it is skipped rather
+    than failing the picture.
+
+    Args:
+        path: the log file.
+
+    Returns:
+        One dict per parsed line, in file order.
+
+    Raises:
+        OSError: if the file cannot be read.
+    """
+    records = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), (int, float)):
+            records.append(record)
+    return records
+
+
+def _series(
+    records: Sequence[Mapping[str, Any]], prefix: str
+) -> dict[str, list[tuple[float, float]]]:
+    found: dict[str, list[tuple[float, float]]] = {}
+    for record in records:
+        for key, value in record.items():
+            if key.startswith(prefix) and isinstance(value, (int, float)) and math.isfinite(value):
+                found.setdefault(key, []).append((float(record["step"]), float(value)))
+    return found
+
+
+def loss_curves(
+    records: Sequence[Mapping[str, Any]], path: str | Path, title: str = "", width: int = 900
+) -> Path | None:
+    """Draw each loss term against the step as a PNG: a row per part, a plot per term.
+
+    Every plot has its own vertical range, so a small term (an L1 of 0.1 beside a
+    cGAN loss of 0.7) is as readable as a large one.
+
+    Args:
+        records: metric records with a ``step`` and loss terms named as
+            :meth:`colorkit.engine.Colorizer.train_step` names them (``d_real``,
+            ``g_l1``, ``r_cgan``, ...); other keys are ignored.
+        path: the PNG to write (atomically; its folder must exist).
+        title: the picture's heading.
+        width: the image width in pixels.
+
+    Returns:
+        The path written, or ``None`` (nothing written) when no record has a loss term.
+    """
+    rows = {name: _series(records, prefix) for name, prefix in PARTS.items()}
+    rows = {name: series for name, series in rows.items() if series}
+    if not rows:
+        return None
+    font, small, bold = load_font(14), load_font(12), load_font(16)
+    margin, label_room, gap = 16, 56, 24
+    head = 40 if title else 12
+    plot_height, row_height = 120, 24 + 120 + 30
+    image = Image.new("RGB", (width, head + row_height * len(rows)), "white")
+    draw = ImageDraw.Draw(image)
+    if title:
+        draw.text((margin, 12), title, fill="black", font=bold)
+    steps = [step for series in rows.values() for s in series.values() for step, _ in s]
+    x0, x1 = min(steps), max(steps)
+    x_span = (x1 - x0) or 1.0
+    top = head
+    for name, series in rows.items():
+        cell = (width - 2 * margin - len(series) * (label_room + gap) + gap) / len(series)
+        for index, (key, points) in enumerate(series.items()):
+            color = _COLORS[index % len(_COLORS)]
+            left = margin + label_room + index * (cell + label_room + gap)
+            right, plot_top = left + cell, top + 24
+            plot_bottom = plot_top + plot_height
+            draw.text((left - label_room, top + 4), f"{name}: {key}", fill=color, font=font)
+            values = [value for _, value in points]
+            low, high = min(values), max(values)
+            pad = (high - low) * 0.05 or abs(high) * 0.05 or 1.0
+            low, high = low - pad, high + pad
+            draw.rectangle([left, plot_top, right, plot_bottom], outline="#bbbbbb")
+            for value, y in ((high, plot_top), (low, plot_bottom - 12)):
+                draw.text((left - label_room, y), f"{value:.3g}", fill="#555555", font=small)
+            first, last = f"step {x0:g}", f"step {x1:g}"
+            draw.text((left, plot_bottom + 4), first, fill="#555555", font=small)
+            last_x = right - draw.textlength(last, font=small)
+            draw.text((last_x, plot_bottom + 4), last, fill="#555555", font=small)
+            y_scale = plot_height / (high - low)
+            xy = [
+                (left + (step - x0) / x_span * cell, plot_top + (high - value) * y_scale)
+                for step, value in points
+            ]
+            if len(xy) > 1:
+                draw.line(xy, fill=color, width=2)
+            else:
+                (cx, cy), r = xy[0], 2
+                draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color)
+        top += row_height
+    with atomic_path(path) as temporary:
+        image.save(temporary, format="PNG")
+    return Path(path)
