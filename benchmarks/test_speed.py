@@ -135,7 +135,7 @@ def plan(bench: Any, pytestconfig: pytest.Config) -> Plan:
         train_batch=option("--bench-batch") or 4,
         # the U-Net pads to a multiple of 2**depth, so small crops need a shallower one
         overrides={"generator_depth": 6, "base_channels": 16} if smoke else {},
-        train_rounds=3 if smoke else 5,
+        train_rounds=3 if smoke else 9,
         infer_rounds=3 if smoke else 7,
         warmup=1,
         infer_batches=(1, 8, 16),
