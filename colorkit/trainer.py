@@ -296,8 +296,9 @@ def train(config: TrainConfig) -> TrainResult:
     """Train a recipe on a folder of photos, with logs, samples and checkpoints.
 
     Writes to ``config.out``: ``metrics.jsonl`` (one line per ``log_every`` steps),
-    ``samples/step-XXXXXXXX.png`` grids, ``step-XXXXXXXX.safetensors`` checkpoints and
-    ``config.json``.
+    ``samples/step-XXXXXXXX.png`` grids with ``metrics.png`` (the loss curves) beside
+    them, ``step-XXXXXXXX.safetensors`` checkpoints and ``config.json``. Temporary files
+    that a killed run left there are deleted first.
 
     Args:
         config: the run's settings.
