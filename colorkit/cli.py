@@ -110,10 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="score a checkpoint with SSIM, PSNR, chroma PSNR and colorfulness",
-        description="Score a checkpoint on a folder of photos, beside the gray-input baseline.",
+        help="score checkpoints with SSIM, PSNR, chroma PSNR and colorfulness",
+        description="Score checkpoints on a folder of photos, beside the gray-input baseline; "
+        "several checkpoints are compared side by side on the same photos.",
     )
-    evaluate.add_argument("checkpoint", help="a .safetensors checkpoint")
+    evaluate.add_argument("checkpoint", nargs="+", help="one or more .safetensors checkpoints")
     evaluate.add_argument("--data", help="folder of color photos (default: the embedded photos)")
     evaluate.add_argument("--size", type=int, default=256, help="evaluation crop size")
     evaluate.add_argument(
@@ -210,11 +211,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(args: argparse.Namespace) -> Any:
+def _load_model(checkpoint: str, args: argparse.Namespace) -> Any:
     from colorkit.checkpoint import load
     from colorkit.trainer import resolve_device
 
-    model = load(args.checkpoint, device=resolve_device(args.device))
+    model = load(checkpoint, device=resolve_device(args.device))
     return model.set_precision(args.precision)
 
 
@@ -226,43 +227,52 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         scan_images,
         split_paths,
     )
-    from colorkit.metrics import evaluate
+    from colorkit.files import atomic_path
+    from colorkit.metrics import comparison_table, evaluate
 
-    model = _load_model(args)
     root = Path(args.data) if args.data else embedded_photos()
     paths = scan_images(find_images(root)).usable
     if args.split != "all":
         train_paths, test_paths = split_paths(paths, args.test_fraction, args.seed)
         paths = test_paths if args.split == "test" else train_paths
     dataset = PhotoDataset(paths, size=args.size, train=False)
-    protocol = {
-        "checkpoint": str(args.checkpoint),
-        "data": str(root),
-        "split": args.split,
-        "seed": args.seed,
-        "images": len(paths),
-        "size": args.size,
-        "crop": "resize shorter side to size, center crop size×size",
-        "precision": model.precision,
-    }
-    report = evaluate(
-        model,
-        dataset,
-        batch_size=args.batch,
-        progress=not args.no_progress,
-        protocol_extra=protocol,
-    )
-    ssim = report.protocol["ssim"]
-    print(
-        f"protocol: {len(paths)} images of {root} (split {args.split}), {args.size}×{args.size} "
-        f"(shorter side resized, centre crop), {model.precision}; piq SSIM kernel "
-        f"{ssim['kernel_size']} σ {ssim['kernel_sigma']}, downsample {ssim['downsample']}; "
-        "data_range 1 after clamping"
-    )
-    print(report.table())
+    reports = {}
+    for checkpoint in args.checkpoint:
+        model = _load_model(checkpoint, args)
+        protocol = {
+            "checkpoint": str(checkpoint),
+            "data": str(root),
+            "split": args.split,
+            "seed": args.seed,
+            "images": len(paths),
+            "size": args.size,
+            "crop": "resize shorter side to size, center crop size×size",
+            "precision": model.precision,
+        }
+        report = evaluate(
+            model,
+            dataset,
+            batch_size=args.batch,
+            progress=not args.no_progress,
+            protocol_extra=protocol,
+        )
+        ssim = report.protocol["ssim"]
+        print(
+            f"checkpoint {checkpoint}\nprotocol: {len(paths)} images of {root} "
+            f"(split {args.split}), {args.size}×{args.size} (shorter side resized, centre crop), "
+            f"{model.precision}; piq SSIM kernel {ssim['kernel_size']} σ {ssim['kernel_sigma']}, "
+            f"downsample {ssim['downsample']}; data_range 1 after clamping"
+        )
+        print(report.table())
+        reports[str(checkpoint)] = report
+    if len(reports) > 1:
+        print(f"\ncomparison on the same {len(paths)} images:")
+        print(comparison_table(reports))
     if args.json:
+        data = [report.to_json() for report in reports.values()]
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        with atomic_path(args.json) as temporary:
+            temporary.write_text(json.dumps(data[0] if len(data) == 1 else data, indent=2) + "\n")
         print(f"scores written to {args.json}")
     return 0
 
@@ -272,7 +282,7 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     from colorkit.speed import inference_model
 
     # BatchNorm folded, prepacked convolutions: same colours, several times the speed
-    model = inference_model(_load_model(args), args.precision)
+    model = inference_model(_load_model(args.checkpoint, args), args.precision)
     report = colorize_paths(
         model, args.inputs, args.out, args.working_size, progress=not args.no_progress
     )

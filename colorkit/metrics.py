@@ -40,6 +40,7 @@ __all__ = [
     "EvalReport",
     "MetricsError",
     "colorfulness",
+    "comparison_table",
     "evaluate",
     "psnr",
     "psnr_ab",
@@ -378,6 +379,51 @@ class EvalReport:
                 f"  {_fmt(row.get('truth_colorfulness'), 2):>12}"
             )
         return lines
+
+
+def comparison_table(reports: Mapping[str, EvalReport]) -> str:
+    """Models scored on the same images, side by side, for the terminal.
+
+    Args:
+        reports: a label (e.g. the checkpoint's path) → its report; the reports must
+            cover the same images.
+
+    Returns:
+        One line of means per model, after the gray input's (taken from the first
+        report), each with its chroma-PSNR gain over the gray input.
+
+    Raises:
+        ValueError: if there is no report or the reports name different images.
+    """
+    if not reports:
+        raise ValueError("comparison_table needs at least one report")
+    images = [[row.get("image") for row in report.rows] for report in reports.values()]
+    if any(names != images[0] for names in images[1:]):
+        raise ValueError("the reports to compare were scored on different images")
+    width = min(max(len("gray input"), *(len(label) for label in reports)), 48)
+    digits = (4, 2, 2, 2)
+
+    def line(label: str, mean: Mapping[str, float], prefix: str, gain: str) -> str:
+        values = [
+            _fmt(mean.get(f"{prefix}{name}"), places)
+            for name, places in zip(METRICS, digits, strict=True)
+        ]
+        cells = f"{values[0]:>8}{values[1]:>10}{values[2]:>12}{values[3]:>14}"
+        # paths differ at their end (run, step): shorten them from the left
+        shown = label if len(label) <= width else "…" + label[-(width - 1) :]
+        return f"{shown:<{width}}{cells}{gain:>12}".rstrip()
+
+    first = next(iter(reports.values())).means()
+    lines = [
+        f"{len(images[0])} image{'' if len(images[0]) == 1 else 's'}; means over images",
+        f"{'':<{width}}{'ssim':>8}{'psnr dB':>10}{'psnr_ab dB':>12}{'colorfulness':>14}"
+        f"{'Δ psnr_ab':>12}",
+        line("gray input", first, "gray_", ""),
+    ]
+    for label, report in reports.items():
+        mean = report.means()
+        lines.append(line(label, mean, "", _fmt(_difference(mean, "psnr_ab"), 2, signed=True)))
+    return "\n".join(lines)
 
 
 def _difference(mean: Mapping[str, float], name: str) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,25 @@ def test_train_writes_a_checkpoint_that_evaluates(
     assert len(report["images"]) == len(list(colorkit.data.embedded_photos().glob("*.jpg")))
     assert report["protocol"]["size"] == 32
     assert 0.0 <= report["mean"]["ssim"] <= 1.0
+
+
+def test_evaluate_compares_several_checkpoints(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    twin = tmp_path / "twin.safetensors"
+    shutil.copyfile(trained, twin)
+    scores = tmp_path / "both.json"
+    args = ["evaluate", str(trained), str(twin), "--size", "32", "--json", str(scores)]
+    assert main([*args, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    comparison = out[out.index("comparison on the same 5 images:") :].splitlines()
+    assert comparison[3].startswith("gray input")
+    assert comparison[4].split()[1:] == comparison[5].split()[1:]  # the same weights
+    label = str(trained)
+    assert comparison[4].startswith(label if len(label) <= 48 else "…" + label[-47:])
+    reports = json.loads(scores.read_text())
+    assert [r["protocol"]["checkpoint"] for r in reports] == [str(trained), str(twin)]
+    assert reports[0]["mean"] == reports[1]["mean"]
 
 
 def test_colorize_keeps_going_past_a_bad_file_and_exits_nonzero(

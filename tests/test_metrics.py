@@ -18,6 +18,7 @@ from colorkit.metrics import (
     EvalReport,
     MetricsError,
     colorfulness,
+    comparison_table,
     evaluate,
     psnr,
     psnr_ab,
@@ -270,3 +271,45 @@ def test_evaluate_of_a_model_that_adds_nothing_equals_the_baseline() -> None:
     for name in METRICS:
         assert means[name] == pytest.approx(means[f"gray_{name}"], abs=1e-6)
     assert "+0.0000" in report.table()
+
+
+def _report(images: list[str], gain: float) -> EvalReport:
+    rows = [
+        {
+            "image": name,
+            **{metric: 20.0 + gain for metric in METRICS},
+            **{f"gray_{metric}": 20.0 for metric in METRICS},
+            "truth_colorfulness": 40.0,
+        }
+        for name in images
+    ]
+    return EvalReport(rows=rows)
+
+
+def test_comparison_table_lines_up_models_after_the_gray_input() -> None:
+    table = comparison_table(
+        {"runs/a/step-10.safetensors": _report(["x", "y"], 1.5), "b": _report(["x", "y"], -0.25)}
+    )
+    lines = table.splitlines()
+    assert lines[0] == "2 images; means over images"
+    assert lines[2].split() == ["gray", "input", "20.0000", "20.00", "20.00", "20.00"]
+    assert lines[3].split() == [
+        "runs/a/step-10.safetensors",
+        "21.5000",
+        "21.50",
+        "21.50",
+        "21.50",
+        "+1.50",
+    ]
+    assert lines[4].split() == ["b", "19.7500", "19.75", "19.75", "19.75", "-0.25"]
+    long = "x" * 60 + "/step-20.safetensors"
+    assert (
+        comparison_table({long: _report(["x"], 0.0)}).splitlines()[3].startswith("…" + long[-47:])
+    )
+
+
+def test_comparison_table_refuses_reports_on_different_images() -> None:
+    with pytest.raises(ValueError, match="different images"):
+        comparison_table({"a": _report(["x"], 0.0), "b": _report(["y"], 0.0)})
+    with pytest.raises(ValueError, match="at least one"):
+        comparison_table({})
