@@ -333,7 +333,7 @@ def _fitting_unet_depth(recipe: str, overrides: dict[str, Any], size: int) -> di
 def _cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
-    from colorkit.data import PhotoDataset, load_photos
+    from colorkit.data import PhotoDataset
     from colorkit.metrics import evaluate
     from colorkit.trainer import sample_grid, train
 
@@ -342,13 +342,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     config.overrides.update(_fitting_unet_depth(config.recipe, config.overrides, config.size))
     result = train(config)
     model = result.model
-    train_set, test_set, _ = load_photos(
-        config.data,
-        size=config.size,
-        test_fraction=config.test_fraction,
-        seed=config.seed,
-        eval_data=config.eval_data,
-    )
+    train_set, test_set, _ = config.photos()
     data = config.data or "embedded photos"
     tested = config.eval_data or f"held-out share {config.test_fraction:g} of {data}"
     report = evaluate(

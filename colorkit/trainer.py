@@ -33,7 +33,7 @@ from colorkit.checkpoint import (
     save_checkpoint,
 )
 from colorkit.color import rgb_to_gray
-from colorkit.data import PhotoDataset, load_photos
+from colorkit.data import PhotoDataset, ScanResult, load_photos
 from colorkit.engine import Colorizer
 from colorkit.files import atomic_path, remove_stale_temporaries
 from colorkit.imaging import save_image
@@ -93,6 +93,24 @@ class TrainConfig:
     eval_data: str | None = None
     progress: bool = True
     channels_last: bool = True
+
+    def photos(self) -> tuple[PhotoDataset, PhotoDataset, ScanResult]:
+        """The run's training and test photos, as :func:`colorkit.data.load_photos` finds them.
+
+        Returns:
+            ``(train, test, scan)`` for ``data``, ``size``, ``test_fraction``, ``seed`` and
+            ``eval_data``.
+
+        Raises:
+            colorkit.data.DataError: if a folder holds no usable photos.
+        """
+        return load_photos(
+            self.data,
+            size=self.size,
+            test_fraction=self.test_fraction,
+            seed=self.seed,
+            eval_data=self.eval_data,
+        )
 
     def validate(self) -> None:
         """Check the settings.
@@ -325,13 +343,7 @@ def train(config: TrainConfig) -> TrainResult:
     env = _Distributed(config.device)
     try:
         torch.manual_seed(config.seed)
-        train_set, test_set, _ = load_photos(
-            config.data,
-            size=config.size,
-            test_fraction=config.test_fraction,
-            seed=config.seed,
-            eval_data=config.eval_data,
-        )
+        train_set, test_set, _ = config.photos()
         model = build(config.recipe, **config.overrides).to(env.device)
         _warn_if_padded(model, config.size)
         model.set_precision(config.precision)
