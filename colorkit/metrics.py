@@ -331,32 +331,20 @@ class EvalReport:
 
     def _summary_lines(self) -> list[str]:
         mean = self.means()
-        header = f"{'':<16}{'ssim':>8}{'psnr dB':>10}{'psnr_ab dB':>12}{'colorfulness':>14}"
-
-        def line(label: str, prefix: str | None) -> str:
-            if prefix is None:
-                values = ["-", "-", "-", _fmt(mean.get("truth_colorfulness"), 2)]
-            else:
-                values = [
-                    _fmt(mean.get(f"{prefix}{name}"), digits)
-                    for name, digits in zip(METRICS, (4, 2, 2, 2), strict=True)
-                ]
-            return f"{label:<16}{values[0]:>8}{values[1]:>10}{values[2]:>12}{values[3]:>14}"
-
+        truth = ["-", "-", "-", _fmt(mean.get("truth_colorfulness"), 2)]
         gain = [
-            _fmt(_difference(mean, name), digits, signed=True)
-            for name, digits in zip(METRICS, (4, 2, 2, 2), strict=True)
+            _fmt(_difference(mean, name), places, signed=True)
+            for name, places in zip(METRICS, _MEAN_DIGITS, strict=True)
         ]
         ssim_note = "downsampled" if self.protocol.get("ssim_downsample_applied") else "full size"
         return [
-            f"{len(self.rows)} image{'' if len(self.rows) == 1 else 's'}; "
-            f"piq {self.protocol.get('piq_version', '?')}; SSIM at {ssim_note}; "
-            "means over images",
-            header,
-            line("model", ""),
-            line("gray input", "gray_"),
-            line("ground truth", None),
-            f"{'model - gray':<16}{gain[0]:>8}{gain[1]:>10}{gain[2]:>12}{gain[3]:>14}",
+            f"{_images(len(self.rows))}; piq {self.protocol.get('piq_version', '?')}; "
+            f"SSIM at {ssim_note}; means over images",
+            f"{'':<16}{_MEAN_HEADER}",
+            f"{'model':<16}{_mean_cells(mean, '')}",
+            f"{'gray input':<16}{_mean_cells(mean, 'gray_')}",
+            f"{'ground truth':<16}{_cells(truth)}",
+            f"{'model - gray':<16}{_cells(gain)}",
         ]
 
     def _image_lines(self) -> list[str]:
@@ -401,29 +389,44 @@ def comparison_table(reports: Mapping[str, EvalReport]) -> str:
     if any(names != images[0] for names in images[1:]):
         raise ValueError("the reports to compare were scored on different images")
     width = min(max(len("gray input"), *(len(label) for label in reports)), 48)
-    digits = (4, 2, 2, 2)
 
     def line(label: str, mean: Mapping[str, float], prefix: str, gain: str) -> str:
-        values = [
-            _fmt(mean.get(f"{prefix}{name}"), places)
-            for name, places in zip(METRICS, digits, strict=True)
-        ]
-        cells = f"{values[0]:>8}{values[1]:>10}{values[2]:>12}{values[3]:>14}"
         # paths differ at their end (run, step): shorten them from the left
         shown = label if len(label) <= width else "…" + label[-(width - 1) :]
-        return f"{shown:<{width}}{cells}{gain:>12}".rstrip()
+        return f"{shown:<{width}}{_mean_cells(mean, prefix)}{gain:>12}".rstrip()
 
     first = next(iter(reports.values())).means()
     lines = [
-        f"{len(images[0])} image{'' if len(images[0]) == 1 else 's'}; means over images",
-        f"{'':<{width}}{'ssim':>8}{'psnr dB':>10}{'psnr_ab dB':>12}{'colorfulness':>14}"
-        f"{'Δ psnr_ab':>12}",
+        f"{_images(len(images[0]))}; means over images",
+        f"{'':<{width}}{_MEAN_HEADER}{'Δ psnr_ab':>12}",
         line("gray input", first, "gray_", ""),
     ]
     for label, report in reports.items():
         mean = report.means()
         lines.append(line(label, mean, "", _fmt(_difference(mean, "psnr_ab"), 2, signed=True)))
     return "\n".join(lines)
+
+
+# decimals of ssim, psnr, psnr_ab and colorfulness in the tables of means
+_MEAN_DIGITS = (4, 2, 2, 2)
+_MEAN_HEADER = f"{'ssim':>8}{'psnr dB':>10}{'psnr_ab dB':>12}{'colorfulness':>14}"
+
+
+def _cells(values: Sequence[str]) -> str:
+    return f"{values[0]:>8}{values[1]:>10}{values[2]:>12}{values[3]:>14}"
+
+
+def _mean_cells(mean: Mapping[str, float], prefix: str) -> str:
+    return _cells(
+        [
+            _fmt(mean.get(f"{prefix}{name}"), places)
+            for name, places in zip(METRICS, _MEAN_DIGITS, strict=True)
+        ]
+    )
+
+
+def _images(count: int) -> str:
+    return f"{count} image{'' if count == 1 else 's'}"
 
 
 def _difference(mean: Mapping[str, float], name: str) -> float | None:

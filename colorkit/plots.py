@@ -1,8 +1,8 @@
 """Pictures of a training run, drawn with Pillow alone.
 
-:func:`loss_curves` turns a run's ``metrics.jsonl`` into ``metrics.png``: one panel
-per trained part (discriminator, generator, refiner) with each loss term against the
-step, so a collapsing discriminator or a stalled L1 shows at a glance.
+:func:`loss_curves` turns a run's ``metrics.jsonl`` into ``metrics.png``: a row per
+trained part (discriminator, generator, refiner) and in it a plot per loss term against
+the step, so a collapsing discriminator or a stalled L1 shows at a glance.
 """
 
 from __future__ import annotations
