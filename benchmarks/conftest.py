@@ -24,6 +24,7 @@ BENCH_DIR = Path(__file__).parent
 class BenchSettings:
     """The harness's settings, from the command line."""
 
+    ablation: str
     data: str | None
     eval_data: str | None
     device: torch.device
@@ -39,6 +40,12 @@ class BenchSettings:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("colorkit benchmarks")
     group.addoption("--benchmark", action="store_true", help="run the benchmarks in benchmarks/")
+    group.addoption(
+        "--ablation",
+        default="recipes",
+        choices=("recipes", "improver"),
+        help="which variants test_ablations.py compares",
+    )
     group.addoption("--data", default=None, help="folder of color photos (default: embedded)")
     group.addoption(
         "--eval-data",
@@ -73,6 +80,7 @@ def bench(pytestconfig: pytest.Config) -> BenchSettings:
     results = Path(option("--results"))
     results.mkdir(parents=True, exist_ok=True)
     return BenchSettings(
+        ablation=option("--ablation"),
         data=option("--data"),
         eval_data=option("--eval-data"),
         device=resolve_device(option("--device")),

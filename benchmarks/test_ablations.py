@@ -1,8 +1,14 @@
-"""Quality ablations: every built-in recipe trained and scored under one protocol.
+"""Quality ablations: variants trained and scored under one protocol.
 
-    pytest benchmarks/test_ablations.py --benchmark [--budget smoke|full] [--data DIR]
-        [--eval-data DIR] [--size N] [--steps N] [--bench-batch N] [--bench-seed N]
-        [--results DIR]
+    pytest benchmarks/test_ablations.py --benchmark [--ablation recipes|improver]
+        [--budget smoke|full] [--data DIR] [--eval-data DIR] [--size N] [--steps N]
+        [--bench-batch N] [--bench-seed N] [--results DIR]
+
+``--ablation recipes`` (the default) compares every built-in recipe; ``--ablation
+improver`` compares the MLP Improver's forms (the paper's, cycle spinning at inference,
+random grid offsets in training, the discriminator shown the Improver's output) with
+the generator alone. Variants that differ only in how the trained model is run share
+one training run.
 
 Each variant is trained by :func:`colorkit.trainer.train` with the same data, seed,
 step budget, batch and crop size, and scored by :func:`colorkit.metrics.evaluate` on
@@ -21,7 +27,8 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +49,53 @@ from colorkit.data import load_photos
 from colorkit.metrics import METRICS, evaluate
 from colorkit.trainer import TrainConfig, train
 
-#: The trained variants, in table order; each is a registered recipe name.
-VARIANTS = ("unet-l1", "unet-l2", "pix2pix", "pix2pix+mlp", "pix2pix-global", "pix2pix+mlp-l1")
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of an ablation: a recipe, its overrides, and refiner settings for scoring.
+
+    Attributes:
+        recipe: a registered recipe name.
+        overrides: build overrides on top of the recipe (and of the budget's).
+        refiner_settings: attributes set on the trained refiner before scoring (e.g. the
+            Improver's ``spin``): inference-time choices that need no training of their own.
+    """
+
+    recipe: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    refiner_settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def training_key(self) -> str:
+        """Variants with the same key are trained once."""
+        return json.dumps([self.recipe, dict(self.overrides)], sort_keys=True)
+
+
+_PAPER = "pix2pix+mlp-paper"
+#: The ablations, in table order.
+ABLATIONS: dict[str, dict[str, Variant]] = {
+    "recipes": {
+        name: Variant(name)
+        for name in (
+            "unet-l1",
+            "unet-l2",
+            "pix2pix",
+            _PAPER,
+            "pix2pix+mlp",
+            "pix2pix-global",
+            "pix2pix+mlp-l1",
+        )
+    },
+    "improver": {
+        "mlp-paper": Variant(_PAPER),
+        "mlp-spin2": Variant(_PAPER, refiner_settings={"spin": 2}),
+        "mlp-spin4": Variant(_PAPER, refiner_settings={"spin": 4}),
+        "mlp-spin8": Variant(_PAPER, refiner_settings={"spin": 8}),
+        "mlp-shift": Variant(_PAPER, {"refiner_shift": "random"}),
+        "mlp-shift-spin8": Variant(_PAPER, {"refiner_shift": "random"}, {"spin": 8}),
+        "mlp-dfakes": Variant(_PAPER, {"discriminator_fakes": "generator+refiner"}),
+        "mlp-l1": Variant("pix2pix+mlp-l1", {"refiner_spin": 1}),
+    },
+}
 GRAY = "gray"
 TEST_FRACTION = 0.2
 
@@ -56,29 +108,31 @@ SMOKE_REFINER_OVERRIDES: dict[str, Any] = {"refiner_hidden": 64}
 #: else is not the harness's and is left alone.
 RUN_FILES = ("config.json", "metrics.jsonl", "metrics.png", "samples", ".safetensors", ".tmp-")
 
-CHART_METRICS = {"psnr_ab": 2, "ssim": 4, "colorfulness": 2}
+CHART_METRICS = {"psnr_ab": 2, "ssim": 4, "colorfulness": 2, "grid": 2}
 CHART_TITLES = {
     "psnr_ab": "psnr_ab (dB): chroma closeness to the truth, higher is better",
     "ssim": "ssim (RGB): structural similarity, higher is better",
     "colorfulness": "colorfulness (Hasler-Suesstrunk): colour added, the truth's is dashed",
+    "grid": "grid (ab): chroma pattern repeating every 8 px, lower is better, truth's dashed",
 }
 
 
-def overrides_for(variant: str, budget: str) -> dict[str, Any]:
+def overrides_for(variant: Variant, budget: str) -> dict[str, Any]:
     """The build overrides of one variant under a budget.
 
     Args:
-        variant: a recipe name.
+        variant: the variant.
         budget: ``"smoke"`` or ``"full"``.
 
     Returns:
-        The overrides for :func:`colorkit.build` (none for the full budget).
+        The overrides for :func:`colorkit.build`: the variant's own, after the smoke
+        budget's smaller networks.
     """
     if budget != "smoke":
-        return {}
-    recipe = colorkit.create("recipe", variant)
+        return dict(variant.overrides)
+    recipe = colorkit.create("recipe", variant.recipe)
     extra = SMOKE_REFINER_OVERRIDES if recipe.refiner == "mlp" else {}
-    return {**SMOKE_OVERRIDES, **extra}
+    return {**SMOKE_OVERRIDES, **extra, **variant.overrides}
 
 
 def fresh_run_dir(run_dir: Path) -> Path:
@@ -123,12 +177,15 @@ class Ablation:
 
     def __init__(self, bench: Any) -> None:
         self.bench = bench
+        self.variants = ABLATIONS[bench.ablation]
         self.workers = 2 if bench.device.type == "cpu" else min(8, os.cpu_count() or 2)
         self.rows: dict[str, dict[str, Any]] = {}
         self.errors: dict[str, BaseException] = {}
+        self.trained: dict[str, tuple[Any, float, str]] = {}
         self.gray: dict[str, float] | None = None
         self.protocol: dict[str, Any] | None = None
         self.truth_colorfulness: float | None = None
+        self.truth_grid: float | None = None
         train_set, self.test_set, _ = load_photos(
             bench.data,
             size=bench.size,
@@ -138,64 +195,88 @@ class Ablation:
         )
         self.train_images = len(train_set)
 
-    def row(self, variant: str) -> dict[str, Any]:
+    def row(self, name: str) -> dict[str, Any]:
         """The variant's result row, training it the first time it is asked for.
 
         Raises:
             Exception: whatever training or scoring raised (again on later calls).
         """
-        if variant in self.errors:
-            raise self.errors[variant]
-        if variant not in self.rows:
+        if name in self.errors:
+            raise self.errors[name]
+        if name not in self.rows:
             try:
-                self.rows[variant] = self._run(variant)
+                self.rows[name] = self._run(name)
             except Exception as exc:
-                self.errors[variant] = exc
+                self.errors[name] = exc
                 raise
-        return self.rows[variant]
+        return self.rows[name]
 
-    def _run(self, variant: str) -> dict[str, Any]:
+    def _train(self, name: str, variant: Variant) -> tuple[Any, float, str]:
+        """The trained run of ``variant``: (result, seconds, run name), shared by variants
+        that train the same way."""
+        key = variant.training_key()
+        if key not in self.trained:
+            bench = self.bench
+            run_dir = fresh_run_dir(bench.results / "runs" / name)
+            config = TrainConfig(
+                recipe=variant.recipe,
+                overrides=overrides_for(variant, bench.budget),
+                data=bench.data,
+                eval_data=bench.eval_data,
+                out=str(run_dir),
+                size=bench.size,
+                steps=bench.steps,
+                batch=bench.batch,
+                seed=bench.seed,
+                device=bench.device.type,
+                workers=self.workers,
+                sample_every=bench.steps,
+                checkpoint_every=bench.steps,
+                keep=1,
+                test_fraction=TEST_FRACTION,
+                progress=False,
+            )
+            start = time.perf_counter()
+            result = train(config)
+            self.trained[key] = (result, time.perf_counter() - start, name)
+        return self.trained[key]
+
+    def _run(self, name: str) -> dict[str, Any]:
         bench = self.bench
-        run_dir = fresh_run_dir(bench.results / "runs" / variant)
-        overrides = overrides_for(variant, bench.budget)
-        config = TrainConfig(
-            recipe=variant,
-            overrides=overrides,
-            data=bench.data,
-            eval_data=bench.eval_data,
-            out=str(run_dir),
-            size=bench.size,
-            steps=bench.steps,
-            batch=bench.batch,
-            seed=bench.seed,
-            device=bench.device.type,
-            workers=self.workers,
-            sample_every=bench.steps,
-            checkpoint_every=bench.steps,
-            keep=1,
-            test_fraction=TEST_FRACTION,
-            progress=False,
-        )
-        start = time.perf_counter()
-        result = train(config)
-        seconds = time.perf_counter() - start
+        variant = self.variants[name]
+        result, seconds, run_name = self._train(name, variant)
         model = result.model
-        report = evaluate(
-            model,
-            self.test_set,
-            batch_size=bench.eval_batch,
-            progress=False,
-            protocol_extra=self._protocol_extra(),
-        )
+        saved = {key: getattr(model.refiner, key) for key in variant.refiner_settings}
+        try:
+            for key, value in variant.refiner_settings.items():
+                setattr(model.refiner, key, value)
+            start = time.perf_counter()
+            report = evaluate(
+                model,
+                self.test_set,
+                batch_size=bench.eval_batch,
+                progress=False,
+                protocol_extra=self._protocol_extra(),
+            )
+            eval_seconds = time.perf_counter() - start
+            grid = bench.results / "runs" / run_name / "samples" / f"step-{result.step:08d}.png"
+            if grid.is_file() and run_name == name:
+                shutil.copyfile(grid, bench.results / f"{name}.png")
+        finally:
+            for key, value in saved.items():
+                setattr(model.refiner, key, value)
         row: dict[str, Any] = {
-            "variant": variant,
-            "recipe": variant,
+            "variant": name,
+            "recipe": variant.recipe,
             "description": model.recipe.description,
             **_means(report),
             "train_seconds": seconds,
             "images_per_second": result.images_per_second,
+            "eval_images_per_second": len(self.test_set) / eval_seconds,
             "steps": result.step,
-            "overrides": overrides,
+            "overrides": overrides_for(variant, bench.budget),
+            "refiner_settings": dict(variant.refiner_settings),
+            "trained_with": run_name,
             "precision": model.precision,
             "parameters": sum(p.numel() for p in model.parameters()),
         }
@@ -205,14 +286,13 @@ class Ablation:
                 model, self.test_set, batch_size=bench.eval_batch, progress=False, refine=False
             )
             row["generator_only"] = _means(unrefined)
-        grid = run_dir / "samples" / f"step-{result.step:08d}.png"
-        if grid.is_file():
-            shutil.copyfile(grid, bench.results / f"{variant}.png")
-            row["samples"] = f"{variant}.png"
+        if (bench.results / f"{run_name}.png").is_file():
+            row["samples"] = f"{run_name}.png"
         gray = _means(report, "gray_")
         if self.gray is None:
             self.gray = gray
             self.truth_colorfulness = report.means()["truth_colorfulness"]
+            self.truth_grid = report.means()["truth_grid"]
             self.protocol = {k: v for k, v in report.protocol.items() if k != "model"}
             self.protocol["precision"] = model.precision
         row["gray_baseline"] = gray
@@ -252,10 +332,11 @@ class Ablation:
     def results(self) -> dict[str, Any]:
         """The content of ``results.json``."""
         bench = self.bench
-        rows = [self.rows[v] for v in VARIANTS if v in self.rows]
+        rows = [self.rows[v] for v in self.variants if v in self.rows]
         protocol = dict(self.protocol or {})
         protocol.update(
             {
+                "ablation": bench.ablation,
                 "budget": bench.budget,
                 "steps": bench.steps,
                 "batch": bench.batch,
@@ -263,6 +344,7 @@ class Ablation:
                 "seed": bench.seed,
                 "workers": self.workers,
                 "truth_colorfulness": self.truth_colorfulness,
+                "truth_grid": self.truth_grid,
                 "overrides": {
                     "all variants": SMOKE_OVERRIDES if bench.budget == "smoke" else {},
                     "variants with the mlp refiner": (
@@ -277,6 +359,8 @@ class Ablation:
                 "train_seconds": "wall time of colorkit.trainer.train(), data loading, "
                 "sample grid and checkpoint included",
                 "images_per_second": "TrainResult.images_per_second: mean over the training steps",
+                "eval_images_per_second": "test images over the wall time of evaluate() with "
+                "the variant's refiner settings (colorize and scoring)",
             }
         )
         return {
@@ -294,8 +378,10 @@ HEADERS = (
     "psnr dB",
     "psnr_ab dB",
     "colorfulness",
+    "grid",
     "train s",
-    "img/s",
+    "train img/s",
+    "eval img/s",
     "steps",
 )
 
@@ -309,8 +395,10 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
             format_value(row["psnr"], 2),
             format_value(row["psnr_ab"], 2),
             format_value(row["colorfulness"], 2),
+            format_value(row["grid"], 2),
             format_value(row["train_seconds"], 1),
             format_value(row["images_per_second"], 2),
+            format_value(row.get("eval_images_per_second"), 1),
             format_value(row["steps"]),
         ]
         for row in results["variants"]
@@ -326,7 +414,7 @@ def improver_rows(results: dict[str, Any]) -> list[list[str]]:
             deltas = [row[name] - before[name] for name in METRICS]
             cells.append(
                 [row["variant"]]
-                + [f"{d:+.{n}f}" for d, n in zip(deltas, (4, 2, 2, 2), strict=True)]
+                + [f"{d:+.{n}f}" for d, n in zip(deltas, (4, 2, 2, 2, 2), strict=True)]
             )
     return cells
 
@@ -345,8 +433,9 @@ def markdown_report(results: dict[str, Any]) -> str:
         f"crops of {protocol.get('size')} px, seed {protocol['seed']}, "
         f"{protocol.get('precision')} precision; "
         f"overrides: {_overrides_text(protocol['overrides'])}.",
-        "Scores are means over the test images (higher is better; colorfulness of the "
-        f"ground truth: {format_value(protocol.get('truth_colorfulness'), 2)}).",
+        "Scores are means over the test images (higher is better, but for grid; "
+        f"colorfulness of the ground truth: {format_value(protocol.get('truth_colorfulness'), 2)}"
+        f", its grid: {format_value(protocol.get('truth_grid'), 2)}).",
         "",
         markdown_table(HEADERS, table_rows(results)),
     ]
@@ -357,7 +446,8 @@ def markdown_report(results: dict[str, Any]) -> str:
             "Effect of the refiner (refined minus the same model's generator output):",
             "",
             markdown_table(
-                ("variant", "Δ ssim", "Δ psnr", "Δ psnr_ab", "Δ colorfulness"), improver
+                ("variant", "Δ ssim", "Δ psnr", "Δ psnr_ab", "Δ colorfulness", "Δ grid"),
+                improver,
             ),
         ]
     lines += ["", "![scores per variant](chart.png)", ""]
@@ -378,7 +468,12 @@ def ablation(bench: Any) -> Ablation:
     return Ablation(bench)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "variant" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("--ablation")
+        metafunc.parametrize("variant", list(ABLATIONS[chosen]))
+
+
 def test_variant(ablation: Ablation, variant: str) -> None:
     row = ablation.row(variant)
     assert row["steps"] == ablation.bench.steps
@@ -390,18 +485,20 @@ def test_variant(ablation: Ablation, variant: str) -> None:
     assert row["colorfulness"] > 0.0
     assert row["psnr_ab"] != pytest.approx(row["gray_baseline"]["psnr_ab"], abs=1e-6)
     assert row["train_seconds"] > 0.0 and row["images_per_second"] > 0.0
-    assert (ablation.bench.results / f"{variant}.png").is_file(), "no sample grid was copied"
+    assert row["eval_images_per_second"] > 0.0
+    assert (ablation.bench.results / row["samples"]).is_file(), "no sample grid was copied"
 
 
 def write_chart(path: Path, results: dict[str, Any]) -> Path:
-    """``chart.png``: psnr_ab, ssim and colorfulness per variant, gray baseline in gray."""
+    """``chart.png``: psnr_ab, ssim, colorfulness and grid per variant, gray baseline in gray."""
     protocol = results["protocol"]
     rows = results["variants"]
     titles = CHART_TITLES
-    truth = protocol.get("truth_colorfulness")
     references = {}
-    if truth is not None and math.isfinite(truth):
-        references[titles["colorfulness"]] = ("truth", truth)
+    for name in ("colorfulness", "grid"):
+        truth = protocol.get(f"truth_{name}")
+        if truth is not None and math.isfinite(truth):
+            references[titles[name]] = ("truth", truth)
     return bar_chart(
         path,
         [row["variant"] for row in rows],
@@ -424,7 +521,8 @@ def _check_image(path: Path, check: Callable[[Any], None]) -> None:
 
 def test_report(ablation: Ablation, capsys: pytest.CaptureFixture[str]) -> None:
     failed = []
-    for variant in VARIANTS:
+    variants = list(ablation.variants)
+    for variant in variants:
         try:
             ablation.row(variant)  # trained already unless deselected
         except Exception as exc:
@@ -438,7 +536,7 @@ def test_report(ablation: Ablation, capsys: pytest.CaptureFixture[str]) -> None:
 
     loaded = json.loads(json_path.read_text())
     names = [row["variant"] for row in loaded["variants"]]
-    assert names == [GRAY, *VARIANTS]
+    assert names == [GRAY, *variants]
     for key in ("protocol", "device", "colorkit_version", "torch_version"):
         assert loaded[key], f"results.json lacks {key}"
     for row in loaded["variants"]:
@@ -448,7 +546,7 @@ def test_report(ablation: Ablation, capsys: pytest.CaptureFixture[str]) -> None:
     gray = loaded["variants"][0]
     assert gray["colorfulness"] == pytest.approx(0.0, abs=1e-3)
     # one test split for all: every variant scored the same gray baseline
-    for variant in VARIANTS:
+    for variant in variants:
         for name in METRICS:
             assert ablation.rows[variant]["gray_baseline"][name] == pytest.approx(gray[name])
     assert all(row["colorfulness"] > gray["colorfulness"] for row in loaded["variants"][1:])
@@ -462,6 +560,6 @@ def test_report(ablation: Ablation, capsys: pytest.CaptureFixture[str]) -> None:
     assert chart is not None
     _check_image(chart, is_chart)
     with capsys.disabled():
-        print(f"\n\ncolorkit quality ablations ({results['device']})")
+        print(f"\n\ncolorkit quality ablations: {ablation.bench.ablation} ({results['device']})")
         print(text_table(HEADERS, table_rows(results)))
         print(f"written: {json_path}, {md_path}, {chart}")

@@ -485,11 +485,15 @@ class Colorizer(nn.Module):
         if "discriminator" in parts:
             discriminator = self._replica("discriminator")
             adversarial = self.losses[self._adversarial]
+            fakes = [generated.detach()]
+            if "refiner" in parts and self.recipe.discriminator_fakes == "generator+refiner":
+                with torch.no_grad(), self._autocast():
+                    fakes.append(self._replica("refiner")(fakes[0], condition))
             with self._autocast():
                 real = discriminator(torch.cat([condition, target], dim=1))
-                fake = discriminator(torch.cat([condition, generated.detach()], dim=1))
+                fake = [discriminator(torch.cat([condition, color], dim=1)) for color in fakes]
             d_real = adversarial(real, True)
-            d_fake = adversarial(fake, False)
+            d_fake = sum(adversarial(logits, False) for logits in fake) / len(fake)
             loss_d = self.recipe.discriminator_loss_weight * (d_real + d_fake)
             self._step(self.optimizers["discriminator"], loss_d)
             metrics.update(d=loss_d.detach(), d_real=d_real.detach(), d_fake=d_fake.detach())

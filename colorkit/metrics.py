@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import piq
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from colorkit.color import rgb_to_gray, rgb_to_lab
@@ -42,6 +43,8 @@ __all__ = [
     "colorfulness",
     "comparison_table",
     "evaluate",
+    "grid",
+    "periodic_pattern",
     "psnr",
     "psnr_ab",
     "score",
@@ -49,7 +52,7 @@ __all__ = [
 ]
 
 #: The metrics :func:`score` returns, in report order.
-METRICS = ("ssim", "psnr", "psnr_ab", "colorfulness")
+METRICS = ("ssim", "psnr", "psnr_ab", "colorfulness", "grid")
 
 # Downsampling stays off: the evaluation size is an explicit protocol setting, and piq's
 # automatic factor (round(min(H, W) / 256)) jumps with image size (383 px is scored as
@@ -102,8 +105,17 @@ PROTOCOL: dict[str, Any] = {
         "formula": "sqrt(std_rg² + std_yb²) + 0.3 sqrt(mean_rg² + mean_yb²)",
         "statistics": "over all pixels of one image; population std (ddof 0)",
     },
+    "grid": {
+        "definition": "RMS CIELAB ab amplitude of the chroma pattern that repeats with the "
+        "period (colorkit.metrics.periodic_pattern), after removing each pixel's "
+        "period×period local mean",
+        "period": "grid_period, in pixels of the image scored",
+    },
     "gray_input": "colorkit.color.rgb_to_gray of the truth, replicated to 3 channels",
 }
+
+#: The patch side of the default MLP Improver: the period :func:`grid` looks for.
+DEFAULT_GRID_PERIOD = 8
 
 
 class MetricsError(ColorkitError, ValueError):
@@ -232,19 +244,86 @@ def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
     return spread + 0.3 * offset
 
 
-def score(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+def periodic_pattern(values: torch.Tensor, period: int) -> torch.Tensor:
+    """The pattern that repeats every ``period`` pixels, averaged over the whole image.
+
+    Each pixel first loses the mean of the ``period×period`` window it starts (which
+    removes smooth content and keeps a period-``period`` pattern whole); the residuals
+    at the same position within the period, counted from the image's top-left corner,
+    are then averaged over all tiles, and the pattern's own mean is removed. Averaging
+    over tiles is a projection onto the spectrum's bins at multiples of ``1/period``:
+    content that does not repeat averages towards zero (by about one over the square
+    root of the number of tiles), a pattern stamped on every tile stays.
+
+    Args:
+        values: ``B×C×H×W``, with ``H`` and ``W`` at least ``2·period - 1``.
+        period: the period in pixels, at least 2.
+
+    Returns:
+        ``B×C×period×period``, zero-mean per channel.
+
+    Raises:
+        MetricsError: for a period below 2 or an image too small for one whole tile.
+    """
+    if period < 2:
+        raise MetricsError(f"the grid period must be at least 2 pixels, got {period}")
+    if values.dim() != 4 or min(values.shape[-2:]) < 2 * period - 1:
+        raise MetricsError(
+            f"a period of {period} px needs B×C×H×W images at least {2 * period - 1} px on "
+            f"each side, got {tuple(values.shape)}"
+        )
+    residual = values[..., : 1 - period, : 1 - period] - F.avg_pool2d(values, period, stride=1)
+    rows, cols = (side // period * period for side in residual.shape[-2:])
+    tiles = residual[..., :rows, :cols].unflatten(-1, (-1, period)).unflatten(-3, (-1, period))
+    pattern = tiles.mean(dim=(-4, -2))
+    return pattern - pattern.mean(dim=(-2, -1), keepdim=True)
+
+
+def grid(rgb: torch.Tensor, period: int = DEFAULT_GRID_PERIOD) -> torch.Tensor:
+    """How strongly an image's chroma repeats on a grid: the Improver's dot artifact.
+
+    The CIELAB ``ab`` of each image goes through :func:`periodic_pattern`; the score is
+    the pattern's root-mean-square chroma amplitude, ``sqrt(mean(Δa² + Δb²))``, in
+    ``ab`` units. A patch-wise refiner that stamps the same correction on every
+    ``period×period`` patch scores about that correction's amplitude; natural colour
+    photos score a small floor from content that happens to align (report the ground
+    truth's score beside it), and a gray image scores 0.
+
+    Args:
+        rgb: ``B×3×H×W`` sRGB; values outside ``[0, 1]`` are clamped. The grid is taken
+            to start at the top-left pixel, as the Improver's patches do.
+        period: the grid's period in pixels of ``rgb``: the Improver's patch side at
+            the working size, times the upscale factor for full-resolution outputs.
+
+    Returns:
+        ``B`` values in CIELAB ``ab`` units.
+
+    Raises:
+        MetricsError: for a wrong shape or type, NaN values, or an image too small for
+            the period (see :func:`periodic_pattern`).
+    """
+    ab = rgb_to_lab(_check_batch(rgb, "rgb"))[:, 1:]
+    pattern = periodic_pattern(ab, period)
+    return pattern.square().sum(dim=1).mean(dim=(-2, -1)).sqrt()
+
+
+def score(
+    pred: torch.Tensor, target: torch.Tensor, grid_period: int = DEFAULT_GRID_PERIOD
+) -> dict[str, torch.Tensor]:
     """All of colorkit's metrics for a batch of colorizations.
 
     Args:
         pred: ``B×3×H×W`` sRGB colorizations.
         target: ``B×3×H×W`` sRGB ground truth.
+        grid_period: the period :func:`grid` looks for, in pixels.
 
     Returns:
-        ``{"ssim", "psnr", "psnr_ab", "colorfulness"}``, each ``B`` values;
-        colorfulness is that of ``pred``.
+        ``{"ssim", "psnr", "psnr_ab", "colorfulness", "grid"}``, each ``B`` values;
+        colorfulness and grid are those of ``pred``.
 
     Raises:
-        MetricsError: for a wrong shape or type, NaN values, or images too small for SSIM.
+        MetricsError: for a wrong shape or type, NaN values, or images too small for
+            SSIM or for the grid period.
     """
     pred, target = _check_pair(pred, target)
     return {
@@ -252,6 +331,7 @@ def score(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         "psnr": psnr(pred, target),
         "psnr_ab": psnr_ab(pred, target),
         "colorfulness": colorfulness(pred),
+        "grid": grid(pred, grid_period),
     }
 
 
@@ -260,6 +340,7 @@ _ROW_KEYS = (
     *METRICS,
     *(f"gray_{name}" for name in METRICS),
     "truth_colorfulness",
+    "truth_grid",
 )
 
 
@@ -331,7 +412,13 @@ class EvalReport:
 
     def _summary_lines(self) -> list[str]:
         mean = self.means()
-        truth = ["-", "-", "-", _fmt(mean.get("truth_colorfulness"), 2)]
+        truth = [
+            "-",
+            "-",
+            "-",
+            _fmt(mean.get("truth_colorfulness"), 2),
+            _fmt(mean.get("truth_grid"), 2),
+        ]
         gain = [
             _fmt(_difference(mean, name), places, signed=True)
             for name, places in zip(METRICS, _MEAN_DIGITS, strict=True)
@@ -348,23 +435,24 @@ class EvalReport:
         ]
 
     def _image_lines(self) -> list[str]:
-        width = 20
+        width = 16
         groups = (
-            f"{'':<{width}}  {' model ':-^36}  {' gray input ':-^22}  {' truth ':-^12}"
+            f"{'':<{width}}  {' model ':-^39}  {' gray input ':-^22}  {' truth ':-^16}"
         ).rstrip()
         header = (
-            f"{'image':<{width}}  {'ssim':>7}{'psnr':>7}{'psnr_ab':>9}{'colorfulness':>13}"
-            f"  {'ssim':>7}{'psnr':>7}{'psnr_ab':>8}  {'colorfulness':>12}"
+            f"{'image':<{width}}  {'ssim':>7}{'psnr':>7}{'psnr_ab':>9}{'colorful':>9}"
+            f"{'grid':>7}  {'ssim':>7}{'psnr':>7}{'psnr_ab':>8}  {'colorful':>9}{'grid':>7}"
         )
         lines = [groups, header]
         for row in self.rows:
             name = _truncate(str(row.get("image", "")), width)
             lines.append(
                 f"{name:<{width}}  {_fmt(row.get('ssim'), 4):>7}{_fmt(row.get('psnr'), 2):>7}"
-                f"{_fmt(row.get('psnr_ab'), 2):>9}{_fmt(row.get('colorfulness'), 2):>13}"
+                f"{_fmt(row.get('psnr_ab'), 2):>9}{_fmt(row.get('colorfulness'), 2):>9}"
+                f"{_fmt(row.get('grid'), 2):>7}"
                 f"  {_fmt(row.get('gray_ssim'), 4):>7}{_fmt(row.get('gray_psnr'), 2):>7}"
                 f"{_fmt(row.get('gray_psnr_ab'), 2):>8}"
-                f"  {_fmt(row.get('truth_colorfulness'), 2):>12}"
+                f"  {_fmt(row.get('truth_colorfulness'), 2):>9}{_fmt(row.get('truth_grid'), 2):>7}"
             )
         return lines
 
@@ -407,13 +495,13 @@ def comparison_table(reports: Mapping[str, EvalReport]) -> str:
     return "\n".join(lines)
 
 
-# decimals of ssim, psnr, psnr_ab and colorfulness in the tables of means
-_MEAN_DIGITS = (4, 2, 2, 2)
-_MEAN_HEADER = f"{'ssim':>8}{'psnr dB':>10}{'psnr_ab dB':>12}{'colorfulness':>14}"
+# decimals of ssim, psnr, psnr_ab, colorfulness and grid in the tables of means
+_MEAN_DIGITS = (4, 2, 2, 2, 2)
+_MEAN_HEADER = f"{'ssim':>8}{'psnr dB':>10}{'psnr_ab dB':>12}{'colorfulness':>14}{'grid':>8}"
 
 
 def _cells(values: Sequence[str]) -> str:
-    return f"{values[0]:>8}{values[1]:>10}{values[2]:>12}{values[3]:>14}"
+    return f"{values[0]:>8}{values[1]:>10}{values[2]:>12}{values[3]:>14}{values[4]:>8}"
 
 
 def _mean_cells(mean: Mapping[str, float], prefix: str) -> str:
@@ -450,6 +538,13 @@ def _truncate(text: str, width: int) -> str:
 
 
 # -- evaluation ------------------------------------------------------------------------------
+def _grid_period(period: int, size: Sequence[int], working_size: int | None) -> int:
+    """The grid period in pixels of an output whose networks ran at ``working_size``."""
+    if working_size is None:
+        return period
+    return max(2, round(period * max(size) / working_size))
+
+
 def _default_names(dataset: Any, count: int) -> list[str]:
     paths = getattr(dataset, "paths", None)
     if paths is not None and len(paths) == count:
@@ -513,6 +608,7 @@ def evaluate(
     *,
     working_size: int | None = None,
     refine: bool = True,
+    grid_period: int | None = None,
 ) -> EvalReport:
     """Colorize the gray version of every image and score it against the original.
 
@@ -534,6 +630,10 @@ def evaluate(
             :data:`PROTOCOL`, e.g. the image size and crop the dataset used.
         working_size: passed to ``model.colorize``: the networks run at this longer side.
         refine: passed to ``model.colorize``: apply the refiner.
+        grid_period: the period :func:`grid` looks for at the working size; by
+            default the refiner's ``patch`` (the Improver's), else
+            :data:`DEFAULT_GRID_PERIOD`. With ``working_size``, it is scaled to each
+            image's size (rounded).
 
     Returns:
         The :class:`EvalReport`.
@@ -541,8 +641,11 @@ def evaluate(
     Raises:
         MetricsError: for an empty dataset or one without a length, a ``names`` of the
             wrong length, a ``batch_size`` below 1, or an item that is not a float
-            ``3×H×W`` tensor at least 11 pixels on each side (naming the item).
+            ``3×H×W`` tensor at least 11 pixels and ``2·grid_period - 1`` pixels on each
+            side (naming the item).
     """
+    if grid_period is None:
+        grid_period = getattr(getattr(model, "refiner", None), "patch", DEFAULT_GRID_PERIOD)
     if batch_size < 1:
         raise MetricsError(f"batch_size must be at least 1, got {batch_size}")
     try:
@@ -564,6 +667,7 @@ def evaluate(
     device = model.device
     rows: list[dict[str, Any]] = []
     sizes: list[list[int]] = []
+    periods: list[int] = []
     bar = tqdm(total=count, desc="evaluate", unit="img", file=sys.stderr, disable=not progress)
     try:
         with torch.no_grad():
@@ -571,13 +675,17 @@ def evaluate(
                 rgb = rgb.to(device=device, dtype=torch.float32).clamp(0.0, 1.0)
                 gray = rgb_to_gray(rgb)
                 pred = model.colorize(gray, working_size=working_size, refine=refine)
-                model_scores = score(pred, rgb)
-                gray_scores = score(gray.expand(-1, 3, -1, -1), rgb)
-                truth = colorfulness(rgb)
+                period = _grid_period(grid_period, rgb.shape[-2:], working_size)
+                try:
+                    model_scores = score(pred, rgb, period)
+                except MetricsError as error:
+                    raise MetricsError(f"images {', '.join(batch_names)}: {error}") from None
+                gray_scores = score(gray.expand(-1, 3, -1, -1), rgb, period)
                 columns = {
                     **{name: value for name, value in model_scores.items()},
                     **{f"gray_{name}": value for name, value in gray_scores.items()},
-                    "truth_colorfulness": truth,
+                    "truth_colorfulness": colorfulness(rgb),
+                    "truth_grid": grid(rgb, period),
                 }
                 # one transfer per batch rather than one per value
                 stacked = torch.stack([columns[key].float() for key in _ROW_KEYS]).cpu()
@@ -587,6 +695,8 @@ def evaluate(
                 size = list(rgb.shape[-2:])
                 if size not in sizes:
                     sizes.append(size)
+                if period not in periods:
+                    periods.append(period)
                 bar.update(len(batch_names))
     finally:
         bar.close()
@@ -596,6 +706,7 @@ def evaluate(
         {
             "images": count,
             "image_sizes": sizes,
+            "grid_period": periods[0] if len(periods) == 1 else periods,
             "ssim_downsample_applied": bool(_SSIM_KWARGS["downsample"])
             and any(round(min(size) / 256) > 1 for size in sizes),
             "model": {

@@ -9,9 +9,12 @@ from typing import Any
 
 from colorkit.registry import InvalidOptionError, Registry, suggest
 
-__all__ = ["COLOR_SPACES", "Recipe"]
+__all__ = ["COLOR_SPACES", "DISCRIMINATOR_FAKES", "Recipe"]
 
 COLOR_SPACES = ("lab", "rgb")
+#: What the discriminator is shown as fake: the generator's output alone, or the
+#: refiner's output too (half the fake loss each).
+DISCRIMINATOR_FAKES = ("generator", "generator+refiner")
 _PARTS = ("generator", "discriminator", "refiner")
 
 
@@ -36,6 +39,9 @@ class Recipe:
         lr: Adam learning rate of every optimiser.
         betas: Adam betas.
         discriminator_loss_weight: factor on the discriminator's loss (pix2pix halves it).
+        discriminator_fakes: ``"generator"`` trains the discriminator on the generator's
+            output as fake; ``"generator+refiner"`` on the refiner's output too, so that
+            a refiner cannot please it with a pattern it never learns to reject.
         description: one line for listings.
     """
 
@@ -54,6 +60,7 @@ class Recipe:
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     discriminator_loss_weight: float = 0.5
+    discriminator_fakes: str = "generator"
     description: str = ""
 
     def refiner_loss_weights(self) -> Mapping[str, float]:
@@ -117,6 +124,11 @@ class Recipe:
         """
         if self.color_space not in COLOR_SPACES:
             raise ValueError(f"color_space must be one of {COLOR_SPACES}, got {self.color_space!r}")
+        if self.discriminator_fakes not in DISCRIMINATOR_FAKES:
+            raise ValueError(
+                f"discriminator_fakes must be one of {DISCRIMINATOR_FAKES}, "
+                f"got {self.discriminator_fakes!r}"
+            )
         registry.check_options("generator", self.generator, dict(self.generator_options))
         registry.check_options("refiner", self.refiner, dict(self.refiner_options))
         if self.discriminator is not None:

@@ -588,8 +588,13 @@ class FastImprover(nn.Module):
         patch, channels = improver.patch, improver.channels
         inputs = first.in_features // (patch * patch)
         hidden = first.out_features
-        # a Linear over "(c p1 p2)" features is a conv whose weight is hidden×c×p1×p2
-        conv_in = nn.Conv2d(inputs, hidden, patch, stride=patch)
+        spin = improver.spin
+        if patch % spin:
+            raise ValueError(f"spin {spin} does not divide the patch side {patch}")
+        # a Linear over "(c p1 p2)" features is a conv whose weight is hidden×c×p1×p2; the
+        # spin² patch grids, patch/spin pixels apart, are that conv at stride patch/spin
+        self.stride = patch // spin
+        conv_in = nn.Conv2d(inputs, hidden, patch, stride=self.stride)
         conv_out = nn.Conv2d(hidden, last.out_features, 1)
         with torch.no_grad():
             conv_in.weight.copy_(first.weight.reshape(hidden, inputs, patch, patch))
@@ -598,6 +603,7 @@ class FastImprover(nn.Module):
             conv_out.bias.copy_(last.bias)
         self.patch = patch
         self.channels = channels
+        self.spin = spin
         self.dtype = dtype
         self.first = PackedConv(conv_in, activation, dtype)
         self.last = PackedConv(conv_out, None, dtype)
@@ -614,10 +620,35 @@ class FastImprover(nn.Module):
         )
         both[:, :channels].copy_(x)
         both[:, channels:].copy_(cond)
-        both, _, _ = pad_to(both, self.patch)
-        correction = F.pixel_shuffle(self.last(self.first(both)), self.patch)
+        if self.spin == 1:
+            both, _, _ = pad_to(both, self.patch)
+            correction = F.pixel_shuffle(self.last(self.first(both)), self.patch)
+        else:
+            correction = self._spun_correction(both) / self.spin**2
         # the sum is computed in x's (wider) dtype without a separate cast
         return torch.add(x, correction[..., :height, :width]).to(x.dtype)
+
+    def _spun_correction(self, both: torch.Tensor) -> torch.Tensor:
+        """The sum of the corrections of all spin² grids, in one strided pass.
+
+        The patches of every grid start at multiples of the stride from
+        ``-(patch - stride)`` on: the input is padded by that margin, the MLP runs at
+        every such start, and ``F.fold`` adds the overlapping corrections up.
+        """
+        height, width = both.shape[-2:]
+        patch, stride = self.patch, self.stride
+        margin = patch - stride
+        bottom = -(-height // stride) * stride - height + margin
+        right = -(-width // stride) * stride - width + margin
+        padded = F.pad(both, (margin, right, margin, bottom), mode="replicate")
+        corrections = self.last(self.first(padded))
+        summed = F.fold(
+            corrections.flatten(2),
+            output_size=padded.shape[-2:],
+            kernel_size=patch,
+            stride=stride,
+        )
+        return summed[..., margin : margin + height, margin : margin + width]
 
 
 def _inference_refiner(refiner: nn.Module, dtype: torch.dtype) -> nn.Module:

@@ -13,7 +13,7 @@ from colorkit import UnknownComponentError
 from colorkit.components.discriminators import GlobalDiscriminator, PatchGAN
 from colorkit.components.generators import TimmUNet, UNet
 from colorkit.components.losses import CGANLoss
-from colorkit.components.refiners import MLPImprover
+from colorkit.components.refiners import MLPImprover, grid_offsets, on_shifted_grid
 
 ODD_SIZES = [(37, 53), (5, 7), (1, 1), (64, 24), (33, 32)]
 TIMM_ENCODERS = ["resnet18", "mobilenetv3_small_100"]
@@ -256,6 +256,78 @@ def test_mlp_improver_is_patch_local() -> None:
         difference = (after - before).abs().sum(dim=(0, 1))
         assert difference[~inside].max() == 0
         assert difference[inside].min() > 0  # the whole patch is corrected together
+
+
+def _stamping_improver(**options: object) -> MLPImprover:
+    """An Improver whose correction is one fixed 8×8 stamp: the grid the paper's learns."""
+    mlp = MLPImprover(channels=2, cond_channels=1, patch=8, hidden=4, **options)
+    with torch.no_grad():
+        mlp.mlp[-1].bias.copy_(torch.randn(2 * 8 * 8, generator=torch.Generator().manual_seed(1)))
+    return mlp
+
+
+def test_mlp_improver_cycle_spinning_averages_the_shifted_grids() -> None:
+    torch.manual_seed(0)
+    mlp = MLPImprover(channels=2, cond_channels=1, patch=4, hidden=16, spin=2).eval()
+    nn.init.normal_(mlp.mlp[-1].weight, std=0.1)
+    ab, cond = torch.rand(1, 2, 10, 13), torch.rand(1, 1, 10, 13)
+    with torch.no_grad():
+        spun = mlp(ab, cond)
+        mlp.spin = 1
+        plain = mlp(ab, cond)
+        # the grid moved by half a patch down and right: pad top-left by 2, crop back
+        padded = nn.functional.pad(torch.cat([ab, cond], 1), (2, 2, 2, 0), mode="replicate")
+        shifted = mlp(padded[:, :2], padded[:, 2:])[..., 2:12, 2:15] - padded[:, :2, 2:12, 2:15]
+    assert not torch.allclose(spun, plain)
+    # four grids, at (0, 0), (0, 2), (2, 0), (2, 2): the mean of their corrections
+    assert mlp.offsets() == [(0, 0)] and grid_offsets(4, 2) == [(0, 0), (0, 2), (2, 0), (2, 2)]
+    corrections = [
+        on_shifted_grid(mlp.correction, torch.cat([ab, cond], 1), 4, offset)
+        for offset in grid_offsets(4, 2)
+    ]
+    assert torch.allclose(spun, ab + sum(corrections) / 4, atol=1e-6)
+    assert torch.allclose(corrections[3], shifted, atol=1e-6)
+
+
+def test_full_cycle_spinning_turns_a_stamped_grid_into_a_constant() -> None:
+    ab, cond = torch.zeros(1, 2, 48, 48), torch.zeros(1, 1, 48, 48)
+    with torch.no_grad():
+        stamped = _stamping_improver(spin=1).eval()(ab, cond)
+        spun = _stamping_improver(spin=8).eval()(ab, cond)
+    # the paper's grid: the same stamp on every patch
+    assert torch.equal(stamped[..., :8, :8], stamped[..., 8:16, 16:24])
+    assert stamped[0, 0].std() > 0.5
+    # averaged over all 64 grid positions, every pixel gets the stamp's mean
+    assert spun[0, 0].std() < 1e-5
+    assert torch.allclose(spun[0, 0, 0, 0], stamped[0, 0, :8, :8].mean(), atol=1e-5)
+
+
+def test_random_grid_shift_moves_the_patches_in_training_only() -> None:
+    torch.manual_seed(0)
+    mlp = _stamping_improver(shift="random")
+    ab, cond = torch.zeros(1, 2, 32, 32), torch.zeros(1, 1, 32, 32)
+    with torch.no_grad():
+        outputs = [mlp(ab, cond) for _ in range(8)]
+        assert any(not torch.equal(outputs[0], other) for other in outputs[1:])
+        mlp.eval()
+        assert torch.equal(mlp(ab, cond), _stamping_improver().eval()(ab, cond))
+    # every output is the stamp moved by some offset: a shifted copy of the fixed one
+    fixed = _stamping_improver()(torch.zeros(1, 2, 40, 40), torch.zeros(1, 1, 40, 40))
+    for output in outputs:
+        assert any(
+            torch.equal(output, fixed[..., dy : dy + 32, dx : dx + 32])
+            for dy in range(8)
+            for dx in range(8)
+        )
+
+
+def test_mlp_improver_rejects_bad_grid_options() -> None:
+    with pytest.raises(ValueError, match=r"shift must be one of \('fixed', 'random'\)"):
+        colorkit.create("refiner", "mlp", shift="sometimes")
+    with pytest.raises(ValueError, match="spin must be at least 1"):
+        colorkit.create("refiner", "mlp", spin=0)
+    # more offsets than the patch has pixels: capped at one per pixel
+    assert colorkit.create("refiner", "mlp", patch=2, spin=4).eval().offsets() == grid_offsets(2, 2)
 
 
 def test_mlp_improver_options_and_gradients() -> None:

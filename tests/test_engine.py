@@ -262,6 +262,25 @@ def test_discriminator_gets_no_gradient_from_generator_or_refiner(rgb_batch: tor
     assert all(p.grad is not None for p in model.refiner.parameters())
 
 
+@pytest.mark.parametrize(("fakes", "calls"), [("generator", 4), ("generator+refiner", 5)])
+def test_discriminator_fakes_decides_what_it_learns_is_fake(
+    fakes: str, calls: int, rgb_batch: torch.Tensor
+) -> None:
+    model = build_tiny("pix2pix+mlp", discriminator_fakes=fakes)
+    torch.nn.init.normal_(model.refiner.mlp[-1].weight, 0.0, 0.05)  # refined != generated
+    inputs: list[torch.Tensor] = []
+    model.discriminator.register_forward_hook(lambda _m, args, _o: inputs.append(args[0]))
+    model.train_step(rgb_batch)
+    # D step: real and each fake; then one adversarial pass each for generator and refiner
+    assert len(inputs) == calls
+    if fakes == "generator+refiner":
+        generated, refined = inputs[1][:, 1:], inputs[2][:, 1:]
+        assert not generated.requires_grad and not refined.requires_grad
+        assert not torch.allclose(generated, refined)
+    with pytest.raises(ValueError, match="discriminator_fakes must be one of"):
+        build_tiny("pix2pix+mlp", discriminator_fakes="refiner")
+
+
 def test_refiner_trains_on_the_fixed_generator_output(rgb_batch: torch.Tensor) -> None:
     model = build_tiny("pix2pix+mlp-l1")
     generator_grads: list[torch.Tensor] = []

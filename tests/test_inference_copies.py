@@ -70,6 +70,26 @@ def test_inference_model_colorizes_like_the_model() -> None:
         fast.train_step(torch.rand(2, 3, 32, 32))
 
 
+@pytest.mark.parametrize(("patch", "spin"), [(4, 1), (4, 2), (4, 4), (8, 4), (8, 8)])
+def test_fast_improver_spins_like_the_improver(patch: int, spin: int) -> None:
+    """All spin² grids in one strided pass equal the Improver's average of shifted grids."""
+    model = _tiny(refiner_patch=patch, refiner_spin=spin).eval()
+    ab, cond = torch.rand(2, 2, 37, 29) * 2 - 1, torch.rand(2, 1, 37, 29) * 2 - 1
+    fast = speed.inference_model(model, "fp32").refiner
+    assert isinstance(fast, speed.FastImprover) and fast.spin == spin
+    with torch.no_grad():
+        assert torch.allclose(fast(ab, cond), model.refiner(ab, cond), atol=1e-5)
+
+
+def test_fast_improver_leaves_an_uneven_spin_to_a_plain_copy() -> None:
+    model = _tiny(refiner_patch=6, refiner_spin=4).eval()
+    ab, cond = torch.rand(1, 2, 20, 20), torch.rand(1, 1, 20, 20)
+    copy = speed.inference_model(model, "fp32").refiner
+    assert not isinstance(copy, speed.FastImprover)
+    with torch.no_grad():
+        assert torch.equal(copy(ab, cond), model.refiner(ab, cond))
+
+
 def test_fused_adam_survives_a_layout_change() -> None:
     """Optimiser state left in NCHW after a switch to channels-last still steps correctly."""
     rgb = torch.rand(2, 3, 32, 32)

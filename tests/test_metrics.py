@@ -20,6 +20,8 @@ from colorkit.metrics import (
     colorfulness,
     comparison_table,
     evaluate,
+    grid,
+    periodic_pattern,
     psnr,
     psnr_ab,
     score,
@@ -32,11 +34,14 @@ ROW_KEYS = {
     "psnr",
     "psnr_ab",
     "colorfulness",
+    "grid",
     "gray_ssim",
     "gray_psnr",
     "gray_psnr_ab",
     "gray_colorfulness",
+    "gray_grid",
     "truth_colorfulness",
+    "truth_grid",
 }
 
 
@@ -107,6 +112,68 @@ def test_colorfulness_is_zero_for_gray_and_grows_with_saturation() -> None:
     saturated = (mean + 1.5 * (image - mean)).clamp(0, 1)
     values = [colorfulness(x).item() for x in (washed, image, saturated)]
     assert 0 < values[0] < values[1] < values[2]
+
+
+def test_periodic_pattern_recovers_a_stamped_pattern_and_ignores_smooth_content() -> None:
+    stamp = torch.randn(1, 2, 8, 8)
+    stamp -= stamp.mean(dim=(-2, -1), keepdim=True)
+    rows = torch.linspace(-30, 30, 96).view(1, 1, 96, 1)
+    ramp = (rows + rows.transpose(-1, -2)).expand(1, 2, 96, 96)
+    assert periodic_pattern(ramp, 8).abs().max() < 1e-4
+    found = periodic_pattern(ramp + stamp.repeat(1, 1, 12, 12), 8)
+    assert torch.allclose(found, stamp, atol=1e-4)
+    # the same pattern looked for at another period is mostly averaged away
+    assert periodic_pattern(ramp + stamp.repeat(1, 1, 12, 12), 7).abs().max() < 0.5
+
+
+def test_grid_scores_a_stamped_chroma_grid_and_not_smooth_colour() -> None:
+    smooth = _smooth_color(2, size=64)
+    assert (grid(smooth) < 0.6).all()
+    assert grid(rgb_to_gray(smooth).expand(-1, 3, -1, -1)).abs().max() < 1e-3
+    dots = torch.zeros(1, 3, 8, 8)
+    dots[:, 0, 3, 3] = 0.2  # a red dot in every 8×8 patch
+    dotted = (smooth + dots.repeat(1, 1, 8, 8)).clamp(0, 1)
+    assert (grid(dotted) > grid(smooth) + 1.0).all()
+    assert (grid(dotted, period=7) < grid(dotted) / 3).all()
+
+
+def test_grid_rejects_a_bad_period_or_a_small_image() -> None:
+    with pytest.raises(MetricsError, match="at least 2"):
+        grid(torch.rand(1, 3, 32, 32), period=1)
+    with pytest.raises(MetricsError, match="at least 15 px"):
+        grid(torch.rand(1, 3, 14, 32), period=8)
+
+
+class _PeriodicError(torch.nn.Module):
+    """A refiner that adds the same chroma dot to every 8×8 patch: a known grid error."""
+
+    patch = 8
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        dots = torch.zeros_like(x[:1, :, :8, :8])
+        dots[:, :, 3, 3] = 0.2  # 22 ab units on a and b
+        height, width = x.shape[-2:]
+        return x + dots.repeat(1, 1, -(-height // 8), -(-width // 8))[..., :height, :width]
+
+
+def test_evaluate_catches_a_refiner_with_a_periodic_error_not_the_identity(
+    tiny_model: colorkit.Colorizer,
+) -> None:
+    images = list(_smooth_color(3, size=48, seed=4))
+    kwargs = {"progress": False, "grid_period": 8}
+    generator_only = evaluate(tiny_model, images, refine=False, **kwargs).means()
+    original = tiny_model.refiner
+    try:
+        tiny_model.refiner = colorkit.create("refiner", "identity")
+        identity = evaluate(tiny_model, images, **kwargs).means()
+        tiny_model.refiner = _PeriodicError()
+        periodic = evaluate(tiny_model, images, **kwargs).means()
+    finally:
+        tiny_model.refiner = original
+    assert identity["grid"] == pytest.approx(generator_only["grid"], abs=1e-6)
+    # one pixel in 64 moved by (22, 22) in ab: a zero-mean pattern of RMS 22·√2·√(63)/64
+    assert periodic["grid"] - generator_only["grid"] > 2.0
+    assert periodic["gray_grid"] == pytest.approx(0.0, abs=1e-3)
 
 
 def test_colorfulness_matches_hand_computation() -> None:
@@ -225,6 +292,8 @@ def test_evaluate_gray_baseline_matches_scoring_the_gray_image(
         for name in METRICS:
             assert row[f"gray_{name}"] == pytest.approx(expected[name][index].item(), abs=1e-4)
         assert row["truth_colorfulness"] == pytest.approx(colorfulness(truth)[index].item())
+        period = report.protocol["grid_period"]
+        assert row["truth_grid"] == pytest.approx(grid(truth, period)[index].item(), abs=1e-5)
 
 
 def test_evaluate_names_from_dataset_paths_and_mixed_sizes(
@@ -292,16 +361,17 @@ def test_comparison_table_lines_up_models_after_the_gray_input() -> None:
     )
     lines = table.splitlines()
     assert lines[0] == "2 images; means over images"
-    assert lines[2].split() == ["gray", "input", "20.0000", "20.00", "20.00", "20.00"]
+    assert lines[2].split() == ["gray", "input", "20.0000", "20.00", "20.00", "20.00", "20.00"]
     assert lines[3].split() == [
         "runs/a/step-10.safetensors",
         "21.5000",
         "21.50",
         "21.50",
         "21.50",
+        "21.50",
         "+1.50",
     ]
-    assert lines[4].split() == ["b", "19.7500", "19.75", "19.75", "19.75", "-0.25"]
+    assert lines[4].split() == ["b", "19.7500", "19.75", "19.75", "19.75", "19.75", "-0.25"]
     long = "x" * 60 + "/step-20.safetensors"
     assert (
         comparison_table({long: _report(["x"], 0.0)}).splitlines()[3].startswith("…" + long[-47:])

@@ -11,6 +11,12 @@ PIX2PIX_MLP = Recipe(
     refiner="mlp",
     description="the paper: pix2pix followed by the MLP Improver, both trained with cGAN + 100·L1",
 )
+PIX2PIX_MLP_PAPER = Recipe(
+    refiner="mlp",
+    refiner_options={"shift": "fixed", "spin": 1},
+    description="the paper exactly: the Improver's patches on one fixed grid, "
+    "at inference too (draws a dot grid, see the benchmarks page)",
+)
 PIX2PIX_MLP_L1 = Recipe(
     refiner="mlp",
     refiner_losses={"l1": 100.0},
@@ -32,6 +38,7 @@ def colorkit_components() -> list[Component]:
     return [
         Component("recipe", "pix2pix", PIX2PIX),
         Component("recipe", "pix2pix+mlp", PIX2PIX_MLP),
+        Component("recipe", "pix2pix+mlp-paper", PIX2PIX_MLP_PAPER),
         Component("recipe", "pix2pix+mlp-l1", PIX2PIX_MLP_L1),
         Component("recipe", "pix2pix-global", PIX2PIX_GLOBAL),
         Component("recipe", "unet-l1", UNET_L1),
