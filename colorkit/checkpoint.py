@@ -41,10 +41,13 @@ from colorkit.recipe import Recipe
 from colorkit.registry import ColorkitError, InvalidOptionError, Registry, default_registry
 
 __all__ = [
+    "DTYPES",
     "FORMAT",
+    "WEIGHTS_FORMAT",
     "CheckpointError",
     "CheckpointWarning",
     "checkpoint_path",
+    "export_weights",
     "latest_checkpoint",
     "load",
     "prune_checkpoints",
@@ -55,8 +58,14 @@ __all__ = [
 
 #: The format this version writes and reads, stored in every checkpoint's metadata.
 FORMAT = "colorkit-checkpoint/1"
+#: The format of a weights-only export: what colorizing needs, no optimiser or discriminator.
+WEIGHTS_FORMAT = "colorkit-weights/1"
+#: The dtypes a weights-only export can store its floating-point tensors in.
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: The parts a weights-only export keeps.
+_COLORIZING_PARTS = ("generator.", "refiner.")
 
-_FORMAT_PREFIX = "colorkit-checkpoint/"
+_FORMAT_PREFIXES = ("colorkit-checkpoint/", "colorkit-weights/")
 _NAME = re.compile(r"^step-(\d+)\.safetensors$")
 _MODEL = "model."
 _OPTIMIZER = "optimizer."
@@ -330,8 +339,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             f"{name} is a safetensors file but not a colorkit checkpoint "
             f"(its metadata has no 'format' field; expected {FORMAT!r})"
         )
-    if fmt != FORMAT:
-        if fmt.startswith(_FORMAT_PREFIX):
+    if fmt == WEIGHTS_FORMAT:
+        raw.setdefault("param_groups", "{}")
+    elif fmt != FORMAT:
+        if fmt.startswith(_FORMAT_PREFIXES):
             raise CheckpointError(
                 f"checkpoint {name} has format {fmt!r}, which colorkit {colorkit.__version__} "
                 f"cannot read (it reads {FORMAT!r}; written by colorkit "
@@ -464,9 +475,18 @@ def _describe(name: str | None, recipe: Mapping[str, Any]) -> str:
     return f"{name or 'custom recipe'!r} ({parts})"
 
 
-def _shape_mismatch(model: Colorizer, shapes: Mapping[str, tuple[int, ...]]) -> str | None:
-    """Text naming the first parameter that differs between model and checkpoint."""
+def _shape_mismatch(
+    model: Colorizer,
+    shapes: Mapping[str, tuple[int, ...]],
+    parts: tuple[str, ...] | None = None,
+) -> str | None:
+    """Text naming the first parameter that differs between model and checkpoint.
+
+    ``parts`` limits the comparison to parameters with these prefixes.
+    """
     state = model.state_dict()
+    if parts is not None:
+        state = {key: value for key, value in state.items() if key.startswith(parts)}
     for key, value in state.items():
         if key not in shapes:
             return f"parameter {key!r} {tuple(value.shape)} of the model is not in the checkpoint"
@@ -504,16 +524,29 @@ def _read_tensors(path: Path, prefix: str) -> dict[str, torch.Tensor]:
         ) from None
 
 
+def _locate(path_or_name: str | Path) -> Path:
+    """A checkpoint file, or the file of registered weights of that name."""
+    path = Path(path_or_name)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path
+    from colorkit.weights import resolve_weights
+
+    return resolve_weights(str(path_or_name))
+
+
 def load(path: str | Path, device: str | torch.device = "cpu") -> Colorizer:
-    """Rebuild a model from a checkpoint, ready for :meth:`Colorizer.colorize`.
+    """Rebuild a model from a checkpoint or weights, ready for :meth:`Colorizer.colorize`.
 
     The model is built from the saved recipe and overrides, its weights are loaded
     strictly, it is moved to ``device``, given the saved precision (change it with
     :meth:`Colorizer.set_precision`) and put in eval mode. Optimiser state is not
-    loaded; use :func:`restore` to resume training.
+    loaded; use :func:`restore` to resume training. A weights-only file (see
+    :func:`export_weights`) fills the generator and the refiner; the discriminator
+    keeps its initial weights.
 
     Args:
-        path: the checkpoint file.
+        path: a checkpoint or weights file, or the name of registered weights
+            (``colorkit list weights``), e.g. ``"starter"``.
         device: where to put the model.
 
     Returns:
@@ -523,8 +556,10 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Colorizer:
         CheckpointError: for an unreadable file (see :func:`read_metadata`), a recipe
             needing a component that is not installed (naming it), or weights that do
             not fit the rebuilt model.
+        WeightsError: for a name that is neither a file nor registered weights (naming
+            the nearest registered ones), or registered weights whose file is missing.
     """
-    path = Path(path)
+    path = _locate(path)
     meta = read_metadata(path)
     recipe = _recipe(meta, path)
     registry = default_registry()
@@ -535,19 +570,81 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Colorizer:
         raise CheckpointError(
             f"cannot rebuild the model of checkpoint {str(path)!r}: {exc}"
         ) from exc
-    mismatch = _shape_mismatch(model, _model_shapes(path))
+    parts = _COLORIZING_PARTS if meta["format"] == WEIGHTS_FORMAT else None
+    mismatch = _shape_mismatch(model, _model_shapes(path), parts)
     if mismatch is not None:
         raise CheckpointError(
             f"checkpoint {str(path)!r} does not fit the model its recipe builds: {mismatch}"
         )
     state = {key[len(_MODEL) :]: value for key, value in _read_tensors(path, _MODEL).items()}
-    model.load_state_dict(state, strict=True)
+    if parts is None:
+        model.load_state_dict(state, strict=True)
+    else:
+        for part in parts:
+            getattr(model, part[:-1]).load_state_dict(
+                {key[len(part) :]: value for key, value in state.items() if key.startswith(part)},
+                strict=True,
+            )
     model.to(device)
     try:
         model.set_precision(meta["precision"])
     except ValueError as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} has a bad precision: {exc}") from None
     return model.eval()
+
+
+def export_weights(source: str | Path | Colorizer, path: str | Path, dtype: str = "fp32") -> Path:
+    """Write what colorizing needs, and nothing else, to a safetensors file.
+
+    The generator's and the refiner's weights are kept (floating-point tensors in
+    ``dtype``), with the recipe, overrides, step and precision; the optimiser state and
+    the discriminator are dropped. The file loads with :func:`load` (and so with
+    ``colorkit colorize``) and executes no code. Written atomically.
+
+    Args:
+        source: a checkpoint or weights file, a registered weights name, or a model.
+        path: the file to write; parent folders are created.
+        dtype: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the stored precision of the weights.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: for an unknown ``dtype``.
+        CheckpointError: for an unreadable source, or a file that cannot be written.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
+    if isinstance(source, Colorizer):
+        model, step, origin = source, 0, "a model in memory"
+    else:
+        source_path = _locate(source)
+        model = load(source_path)
+        step, origin = read_metadata(source_path)["step"], Path(source_path).name
+    tensors = {}
+    for key, value in model.state_dict().items():
+        if key.startswith(_COLORIZING_PARTS):
+            stored = value.to(DTYPES[dtype]) if value.is_floating_point() else value
+            tensors[_MODEL + key] = _storable(stored)
+    metadata = {
+        "format": WEIGHTS_FORMAT,
+        "colorkit_version": colorkit.__version__,
+        "step": str(step),
+        "precision": str(model.precision),
+        "dtype": dtype,
+        "recipe_name": json.dumps(model.recipe_name),
+        "overrides": json.dumps(_jsonable(model.overrides, "overrides", strict=False)),
+        "recipe": json.dumps(_jsonable(model.recipe.to_dict(), "recipe", strict=False)),
+        "extra": json.dumps({"exported_from": origin}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(path) as temporary:
+            save_file(tensors, str(temporary), metadata=metadata)
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"cannot write weights {str(path)!r}: {exc}") from exc
+    return path
 
 
 def _architecture_difference(model: Colorizer, saved: Mapping[str, Any]) -> list[str]:
@@ -639,6 +736,11 @@ def restore(model: Colorizer, path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     meta = read_metadata(path)
+    if meta["format"] == WEIGHTS_FORMAT:
+        raise CheckpointError(
+            f"{str(path)!r} holds weights only (no optimiser state, no discriminator): it "
+            "colorizes but cannot resume training; resume from a training checkpoint"
+        )
     differing = _architecture_difference(model, meta["recipe"])
     mismatch = _shape_mismatch(model, _model_shapes(path))
     if differing or mismatch:

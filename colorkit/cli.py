@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from colorkit.registry import ColorkitError
+from colorkit.registry import KINDS, ColorkitError
+from colorkit.weights import DEFAULT_WEIGHTS
 
 __all__ = ["build_parser", "main", "parse_overrides"]
 
@@ -136,8 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Colorize files or folders; outputs keep each input's size, lightness and "
         "alpha. Inputs are never overwritten.",
     )
-    colorize.add_argument("checkpoint", help="a .safetensors checkpoint")
-    colorize.add_argument("inputs", nargs="+", help="image files or folders")
+    colorize.add_argument(
+        "inputs",
+        nargs="+",
+        help="image files or folders; a .safetensors file first is the model to use (as --weights)",
+    )
+    colorize.add_argument(
+        "--weights",
+        help="a checkpoint, a weights file or registered weights (`colorkit list weights`); "
+        f"default: the {DEFAULT_WEIGHTS!r} weights",
+    )
     colorize.add_argument("-o", "--out", required=True, help="output folder")
     colorize.add_argument(
         "--working-size",
@@ -148,6 +157,22 @@ def build_parser() -> argparse.ArgumentParser:
     colorize.add_argument("--no-progress", action="store_true")
     _add_device(colorize)
 
+    export = commands.add_parser(
+        "export",
+        help="write a weights-only file for colorizing (no optimiser, no discriminator)",
+        description="Keep what colorizing needs from a checkpoint: the generator's and the "
+        "refiner's weights with the recipe. The file loads with `colorkit colorize --weights` "
+        "and colorkit.load.",
+    )
+    export.add_argument("checkpoint", help="a checkpoint, weights file or registered weights name")
+    export.add_argument("-o", "--out", required=True, type=Path, help="the file to write")
+    export.add_argument(
+        "--dtype",
+        default="fp32",
+        choices=("fp32", "bf16", "fp16"),
+        help="stored precision of the weights (bf16 and fp16 halve the file)",
+    )
+
     listing = commands.add_parser(
         "list",
         help="list components and recipes with their options",
@@ -156,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument(
         "kind",
         nargs="?",
-        choices=("generator", "discriminator", "refiner", "loss", "recipe"),
+        choices=KINDS,
         help="only this kind",
     )
     listing.add_argument("pattern", nargs="?", help="wildcard on names, e.g. 'unet*'")
@@ -281,15 +306,31 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     from colorkit.imaging import colorize_paths
     from colorkit.speed import inference_model
 
+    inputs = list(args.inputs)
+    weights = args.weights
+    if weights is None and len(inputs) > 1 and inputs[0].endswith(".safetensors"):
+        weights = inputs.pop(0)
+    if weights is None:
+        weights = DEFAULT_WEIGHTS
+        print(f"using the {DEFAULT_WEIGHTS!r} weights (choose others with --weights)")
     # BatchNorm folded, prepacked convolutions: same colours, several times the speed
-    model = inference_model(_load_model(args.checkpoint, args), args.precision)
+    model = inference_model(_load_model(weights, args), args.precision)
     report = colorize_paths(
-        model, args.inputs, args.out, args.working_size, progress=not args.no_progress
+        model, inputs, args.out, args.working_size, progress=not args.no_progress
     )
     for path, message in report.failed:
         print(f"error: {path}: {message}", file=sys.stderr)
     print(f"{len(report.written)} colorized into {args.out}, {len(report.failed)} failed")
     return 1 if report.failed else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from colorkit.checkpoint import export_weights
+
+    path = export_weights(args.checkpoint, args.out, args.dtype)
+    size = path.stat().st_size / 2**20
+    print(f"wrote {path} ({size:.1f} MiB, {args.dtype}): generator and refiner weights")
+    return 0
 
 
 def _format_default(value: Any) -> str:
@@ -366,6 +407,7 @@ COMMANDS = {
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "colorize": _cmd_colorize,
+    "export": _cmd_export,
     "list": _cmd_list,
     "demo": _cmd_demo,
 }

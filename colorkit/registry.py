@@ -36,7 +36,9 @@ __all__ = [
 ]
 
 #: The component kinds colorkit composes.
-KINDS = ("generator", "discriminator", "refiner", "loss", "recipe")
+KINDS = ("generator", "discriminator", "refiner", "loss", "recipe", "weights")
+# kinds whose factory is a value (a Recipe, a Weights record) rather than a callable
+_VALUE_KINDS = frozenset({"recipe", "weights"})
 
 #: Keyword arguments the engine supplies itself; they are not user options.
 ENGINE_ARGUMENTS = frozenset({"in_channels", "out_channels", "channels", "cond_channels"})
@@ -86,7 +88,7 @@ class Component:
             raise ValueError(
                 f"component {self.name!r} has unknown kind {self.kind!r}; expected one of {KINDS}"
             )
-        if not self.summary and self.kind == "recipe":
+        if not self.summary and self.kind in _VALUE_KINDS:
             object.__setattr__(self, "summary", getattr(self.factory, "description", ""))
         if not self.summary:
             doc = inspect.getdoc(self.factory) or ""
@@ -98,9 +100,9 @@ class Component:
         Returns:
             A mapping of option name to default value (``inspect.Parameter.empty``
             where there is none). Engine-supplied arguments such as ``in_channels``
-            are left out. Empty for recipes.
+            are left out. Empty for recipes and weights.
         """
-        if self.kind == "recipe":
+        if self.kind in _VALUE_KINDS:
             return {}
         return {
             name: param.default
@@ -115,7 +117,7 @@ class Component:
         Returns:
             ``True`` if any keyword is accepted.
         """
-        if self.kind == "recipe":
+        if self.kind in _VALUE_KINDS:
             return False
         params = _signature(self.factory).parameters.values()
         return any(p.kind == p.VAR_KEYWORD for p in params)
@@ -322,7 +324,8 @@ class Registry:
             **kwargs: options passed to the component's factory.
 
         Returns:
-            The component (for the ``recipe`` kind, the :class:`colorkit.Recipe`).
+            The component (for the ``recipe`` kind, the :class:`colorkit.Recipe`; for
+            ``weights``, the :class:`colorkit.weights.Weights` record).
 
         Raises:
             UnknownComponentError: for an unknown kind or name.
@@ -335,6 +338,10 @@ class Registry:
                     "recipes take no options here; pass overrides to colorkit.build()"
                 )
             return copy.deepcopy(component.factory)  # callers may not alter the registered recipe
+        if kind == "weights":
+            if kwargs:
+                raise InvalidOptionError("weights take no options; pass them to colorkit.load()")
+            return component.factory
         user_options = {k: v for k, v in kwargs.items() if k not in ENGINE_ARGUMENTS}
         self.check_options(kind, name, user_options)
         return component.factory(**kwargs)
@@ -364,7 +371,8 @@ def list_components(kind: str, pattern: str | None = None) -> list[str]:
     """Names of the registered components of a kind.
 
     Args:
-        kind: ``"generator"``, ``"discriminator"``, ``"refiner"``, ``"loss"`` or ``"recipe"``.
+        kind: ``"generator"``, ``"discriminator"``, ``"refiner"``, ``"loss"``, ``"recipe"``
+            or ``"weights"``.
         pattern: an optional shell-style wildcard, e.g. ``"unet*"``.
 
     Returns:

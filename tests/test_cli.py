@@ -115,6 +115,64 @@ def test_colorize_keeps_going_past_a_bad_file_and_exits_nonzero(
         assert image.size == (30, 40)
 
 
+def _gray_photo(folder: Path) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / "gray.png"
+    Image.fromarray(np.full((40, 30), 120, np.uint8), "L").save(path)
+    return path
+
+
+def test_export_then_colorize_with_the_weights(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = tmp_path / "light.safetensors"
+    assert main(["export", str(trained), "-o", str(weights), "--dtype", "bf16"]) == 0
+    assert "bf16" in capsys.readouterr().out and weights.is_file()
+    photo = _gray_photo(tmp_path / "in")
+    code = main(["colorize", "--weights", str(weights), str(photo), "-o", str(tmp_path / "out")])
+    assert code == 0
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["gray.png"]
+
+
+class _Weights:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @colorkit.hookimpl
+    def colorkit_components(self) -> list[colorkit.Component]:
+        from colorkit.weights import Weights
+
+        return [colorkit.Component("weights", "cli_test_default", Weights(self.path))]
+
+
+def test_colorize_without_weights_uses_the_default_and_says_which(
+    trained: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plugin = _Weights(trained)
+    colorkit.default_registry().register_plugin(plugin)
+    monkeypatch.setattr("colorkit.cli.DEFAULT_WEIGHTS", "cli_test_default")
+    try:
+        photo = _gray_photo(tmp_path / "in")
+        assert main(["colorize", str(photo), "-o", str(tmp_path / "out"), "--no-progress"]) == 0
+    finally:
+        colorkit.default_registry().unregister_plugin(plugin)
+    assert "using the 'cli_test_default' weights" in capsys.readouterr().out
+    assert (tmp_path / "out" / "gray.png").is_file()
+
+
+def test_colorize_with_unknown_weights_names_the_nearest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = _gray_photo(tmp_path / "in")
+    code = main(["colorize", "--weights", "startr", str(photo), "-o", str(tmp_path / "out")])
+    assert code == 2
+    assert "did you mean 'starter'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_override_names_the_option_and_nearest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -22,6 +22,7 @@ from colorkit import (
 )
 from colorkit.components.generators import UNet
 from colorkit.registry import KINDS, Registry, default_registry
+from colorkit.weights import Weights
 
 BUILT_IN_MODULES = {
     "generators": "colorkit.components.generators",
@@ -108,7 +109,8 @@ def test_list_components_all_and_wildcards() -> None:
     assert colorkit.list_components("loss", "l?") == ["l1", "l2"]
     assert colorkit.list_components("refiner", "nothing*") == []
     recipes = colorkit.list_components("recipe", "pix2pix+*")
-    assert recipes == ["pix2pix+conv", "pix2pix+mlp", "pix2pix+mlp-l1"]
+    assert recipes == ["pix2pix+conv", "pix2pix+mlp", "pix2pix+mlp-l1", "pix2pix+mlp-paper"]
+    assert colorkit.list_components("weights") == ["starter"]
     assert set(colorkit.list_components("recipe")) >= {
         "pix2pix",
         "pix2pix+mlp",
@@ -145,6 +147,10 @@ def test_create_every_component(kind: str, name: str) -> None:
         assert isinstance(made, Recipe)
         assert made.description
         return
+    if kind == "weights":
+        assert isinstance(made, Weights) and made.path.suffix == ".safetensors"
+        assert made.description
+        return
     assert isinstance(made, nn.Module)
     if kind == "loss":
         assert isinstance(made.adversarial, bool)
@@ -172,7 +178,12 @@ def test_create_passes_options() -> None:
 
 
 def test_options_lists_user_options_with_defaults() -> None:
-    assert default_registry().get("refiner", "mlp").options() == {"patch": 8, "hidden": 256}
+    assert default_registry().get("refiner", "mlp").options() == {
+        "patch": 8,
+        "hidden": 256,
+        "shift": "fixed",
+        "spin": 1,
+    }
     assert default_registry().get("loss", "cgan").options() == {"gan_mode": "vanilla"}
     assert default_registry().get("recipe", "pix2pix").options() == {}
 

@@ -1,0 +1,112 @@
+"""Pretrained weights: weights-only export, the ``weights`` registry kind, loading by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import colorkit
+from colorkit.checkpoint import (
+    WEIGHTS_FORMAT,
+    CheckpointError,
+    export_weights,
+    load,
+    read_metadata,
+    restore,
+    save_checkpoint,
+)
+from colorkit.registry import Component, InvalidOptionError, default_registry
+from colorkit.weights import DEFAULT_WEIGHTS, Weights, WeightsError, resolve_weights
+
+TINY = {"generator_depth": 3, "base_channels": 8, "refiner_hidden": 16, "refiner_patch": 4}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = colorkit.build("pix2pix+mlp", **TINY)
+    model.train_step(torch.rand(2, 3, 16, 16))
+    torch.nn.init.normal_(model.refiner.mlp[-1].weight, 0.0, 0.05)  # a refiner that acts
+    return save_checkpoint(model, tmp_path_factory.mktemp("run") / "step-00000001.safetensors", 1)
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [("fp32", 0.0), ("bf16", 0.02), ("fp16", 2e-3)])
+def test_export_colorizes_like_the_checkpoint(
+    checkpoint: Path, tmp_path: Path, dtype: str, tolerance: float
+) -> None:
+    exported = export_weights(checkpoint, tmp_path / f"w-{dtype}.safetensors", dtype)
+    gray = torch.rand(2, 1, 30, 22, generator=torch.Generator().manual_seed(3))
+    full, light = load(checkpoint), load(exported)
+    assert light.recipe == full.recipe and light.recipe_name == full.recipe_name
+    difference = (light.colorize(gray) - full.colorize(gray)).abs().max().item()
+    assert difference <= tolerance
+    if dtype != "fp32":
+        assert (
+            exported.stat().st_size
+            < 0.6 * export_weights(checkpoint, tmp_path / "f").stat().st_size
+        )
+
+
+def test_export_keeps_generator_and_refiner_only(checkpoint: Path, tmp_path: Path) -> None:
+    exported = export_weights(checkpoint, tmp_path / "w.safetensors", "bf16")
+    with safe_open(str(exported), framework="pt") as handle:
+        names = list(handle.keys())
+        dtypes = {handle.get_tensor(name).dtype for name in names}
+    assert names and all(n.startswith(("model.generator.", "model.refiner.")) for n in names)
+    assert any(n.startswith("model.refiner.") for n in names)
+    assert torch.bfloat16 in dtypes and torch.float32 not in dtypes
+    meta = read_metadata(exported)
+    assert meta["format"] == WEIGHTS_FORMAT and meta["step"] == 1 and meta["dtype"] == "bf16"
+    assert exported.stat().st_size < checkpoint.stat().st_size / 3
+
+
+def test_weights_cannot_resume_training(checkpoint: Path, tmp_path: Path) -> None:
+    exported = export_weights(checkpoint, tmp_path / "w.safetensors")
+    model = colorkit.build("pix2pix+mlp", **TINY)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"weights only.*cannot resume"):
+        restore(model, exported)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_export_refuses_an_unknown_dtype(checkpoint: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        export_weights(checkpoint, tmp_path / "w.safetensors", "int8")
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_starter_weights_are_registered() -> None:
+    assert DEFAULT_WEIGHTS in colorkit.list_components("weights")
+    record = colorkit.create("weights", DEFAULT_WEIGHTS)
+    assert isinstance(record, Weights) and record.path.name.endswith(".safetensors")
+    with pytest.raises(InvalidOptionError, match="weights take no options"):
+        colorkit.create("weights", DEFAULT_WEIGHTS, dtype="bf16")
+
+
+class _Plugin:
+    def __init__(self, **paths: Path) -> None:
+        self.paths = paths
+
+    @colorkit.hookimpl
+    def colorkit_components(self) -> list[Component]:
+        return [Component("weights", name, Weights(path)) for name, path in self.paths.items()]
+
+
+def test_third_party_weights_load_by_name(checkpoint: Path, tmp_path: Path) -> None:
+    exported = export_weights(checkpoint, tmp_path / "shipped.safetensors", "fp16")
+    plugin = _Plugin(tiny_test_weights=exported, gone_test_weights=tmp_path / "missing.safetensors")
+    registry = default_registry()
+    registry.register_plugin(plugin, name="test-weights")
+    try:
+        assert resolve_weights("tiny_test_weights") == exported
+        model = load("tiny_test_weights")
+        assert model.recipe_name == "pix2pix+mlp"
+        with pytest.raises(WeightsError, match=r"missing\.safetensors.*does not exist"):
+            load("gone_test_weights")
+        with pytest.raises(WeightsError, match="did you mean 'tiny_test_weights'"):
+            load("tiny_test_weight")
+    finally:
+        registry.unregister_plugin(plugin)
