@@ -55,6 +55,7 @@ PUBLIC_MODULES = (
     "colorkit.components.losses",
     "colorkit.data",
     "colorkit.checkpoint",
+    "colorkit.weights",
     "colorkit.metrics",
     "colorkit.imaging",
     "colorkit.trainer",
