@@ -182,7 +182,7 @@ def test_options_lists_user_options_with_defaults() -> None:
         "patch": 8,
         "hidden": 256,
         "shift": "fixed",
-        "spin": 1,
+        "spin": 4,
     }
     assert default_registry().get("loss", "cgan").options() == {"gan_mode": "vanilla"}
     assert default_registry().get("recipe", "pix2pix").options() == {}

@@ -9,7 +9,8 @@ from colorkit.registry import Component
 PIX2PIX = Recipe(description="pix2pix: U-Net + 70×70 PatchGAN, cGAN + 100·L1")
 PIX2PIX_MLP = Recipe(
     refiner="mlp",
-    description="the paper: pix2pix followed by the MLP Improver, both trained with cGAN + 100·L1",
+    description="the paper's method: pix2pix followed by the MLP Improver, both trained with "
+    "cGAN + 100·L1; the Improver averages 16 shifted patch grids at inference (no dot grid)",
 )
 PIX2PIX_MLP_PAPER = Recipe(
     refiner="mlp",

@@ -86,8 +86,9 @@ class MLPImprover(nn.Module):
             corner; ``"random"`` moves it by a random offset at every training forward
             pass, so no correction can stay aligned with the discriminator's lattice.
         spin: patch-grid offsets per axis averaged at inference (cycle spinning):
-            1 runs the plain grid, 2 averages four grids half a patch apart, ``patch``
-            (or more) averages all ``patch²``; the cost grows with ``spin²``.
+            1 runs the plain grid (the paper), 2 averages four grids half a patch apart,
+            4 (the default) sixteen grids, ``patch`` (or more) all ``patch²``; the cost
+            grows with ``spin²``. Training always runs one grid.
 
     Raises:
         ValueError: if ``patch``, ``hidden`` or ``spin`` is below 1, or ``shift`` is
@@ -101,7 +102,7 @@ class MLPImprover(nn.Module):
         patch: int = 8,
         hidden: int = 256,
         shift: str = "fixed",
-        spin: int = 1,
+        spin: int = 4,
     ) -> None:
         super().__init__()
         if patch < 1 or hidden < 1:
