@@ -10,7 +10,7 @@ from support import build_tiny, smooth_batch, tiny_overrides
 from torch import nn
 
 import colorkit
-from colorkit import Colorizer, InvalidOptionError, Recipe, UnknownComponentError, engine
+from colorkit import Colorizer, InvalidOptionError, Recipe, UnknownComponentError
 from colorkit.color import AB_SCALE, rgb_to_gray, rgb_to_lab
 from colorkit.components.discriminators import GlobalDiscriminator, PatchGAN
 from colorkit.components.generators import TimmUNet, UNet
@@ -444,39 +444,6 @@ def test_optimizers_are_pix2pix_adam() -> None:
         assert group["lr"] == 2e-4 and tuple(group["betas"]) == (0.5, 0.999)
         module_params = {id(p) for p in getattr(model, name).parameters()}
         assert {id(p) for g in optimizer.param_groups for p in g["params"]} == module_params
-
-
-def test_channels_last_weights_get_the_plain_adam_update() -> None:
-    torch.manual_seed(0)
-    conv = nn.Conv2d(8, 16, 3)
-    reference = nn.Conv2d(8, 16, 3)
-    reference.load_state_dict(conv.state_dict())
-    conv.to(memory_format=torch.channels_last)
-    fast = engine._LayoutAdam(conv.parameters(), lr=0.1, betas=(0.5, 0.999), fused=True)
-    plain = torch.optim.Adam(reference.parameters(), lr=0.1, betas=(0.5, 0.999), foreach=False)
-    for _ in range(3):
-        grads = [torch.randn_like(p) for p in reference.parameters()]
-        for param, grad in zip(reference.parameters(), grads, strict=True):
-            param.grad = grad
-        for param, grad in zip(conv.parameters(), grads, strict=True):
-            param.grad = torch.empty_like(param).copy_(grad)  # the parameter's layout
-        fast.step()
-        plain.step()
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    for name, param in conv.named_parameters():
-        assert torch.allclose(param, getattr(reference, name), atol=1e-6), name
-
-
-def test_dense_views_share_memory_only_when_layouts_agree() -> None:
-    weight = torch.randn(16, 8, 3, 3).contiguous(memory_format=torch.channels_last)
-    state = torch.zeros_like(weight)  # keeps the channels-last layout
-    views = engine._dense_views((weight, state))
-    assert all(v.is_contiguous() for v in views)
-    assert [v.data_ptr() for v in views] == [weight.data_ptr(), state.data_ptr()]
-    mixed = (weight, torch.zeros(16, 8, 3, 3))  # a contiguous gradient beside it
-    assert all(a is b for a, b in zip(engine._dense_views(mixed), mixed, strict=True))
-    plain = (torch.randn(4, 4), torch.randn(4, 4))
-    assert all(a is b for a, b in zip(engine._dense_views(plain), plain, strict=True))
 
 
 def test_optimizer_settings_follow_overrides() -> None:
