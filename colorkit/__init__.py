@@ -6,9 +6,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from colorkit.checkpoint import load
+from colorkit.compose import build
 from colorkit.engine import Colorizer
 from colorkit.hookspecs import hookimpl
 from colorkit.recipe import Recipe
@@ -20,11 +19,9 @@ from colorkit.registry import (
     PluginLoadWarning,
     UnknownComponentError,
     create,
-    default_registry,
     list_components,
 )
-
-__version__ = "0.1.0"
+from colorkit.version import __version__
 
 __all__ = [
     "Colorizer",
@@ -42,36 +39,3 @@ __all__ = [
     "list_components",
     "load",
 ]
-
-
-def build(recipe: str | Recipe, **overrides: Any) -> Colorizer:
-    """Build a colorization model from a registered recipe.
-
-    Args:
-        recipe: a recipe name (see ``list_components("recipe")``) or a :class:`Recipe`.
-        **overrides: changes to the recipe: its fields (``refiner="mlp"``,
-            ``lr=1e-4``), a part's option (``refiner_patch=8``) or any component's
-            option by its bare name (``encoder="resnet34"``); see
-            :meth:`Recipe.with_overrides`.
-
-    Returns:
-        A :class:`Colorizer` holding generator, refiner, discriminator, losses and optimisers.
-
-    Raises:
-        UnknownComponentError: for an unknown recipe or component, naming the nearest ones.
-        InvalidOptionError: for an override nothing accepts, naming the nearest valid ones.
-
-    Example:
-        >>> import colorkit
-        >>> model = colorkit.build("pix2pix+mlp", refiner_patch=4, generator_depth=6)
-        >>> model.recipe.refiner_options["patch"]
-        4
-    """
-    registry = default_registry()
-    if isinstance(recipe, Recipe):
-        name = None
-        base = recipe
-    else:
-        name = recipe
-        base = registry.create("recipe", recipe)
-    return Colorizer(base.with_overrides(registry, **overrides), registry, name, overrides)
