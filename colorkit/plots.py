@@ -3,6 +3,8 @@
 :func:`loss_curves` turns a run's ``metrics.jsonl`` into ``metrics.png``: a row per
 trained part (discriminator, generator, refiner) and in it a plot per loss term against
 the step, so a collapsing discriminator or a stalled L1 shows at a glance.
+:func:`sample_grid` draws what the model makes of a few photos: gray input, truth, the
+generator's colours and the refined ones, side by side.
 """
 
 from __future__ import annotations
@@ -11,13 +13,20 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from colorkit.color import rgb_to_gray
 from colorkit.files import atomic_path
+from colorkit.imaging import save_image
 
-__all__ = ["PARTS", "load_font", "loss_curves", "read_metrics"]
+if TYPE_CHECKING:
+    from colorkit.engine import Colorizer
+
+__all__ = ["PARTS", "load_font", "loss_curves", "read_metrics", "sample_grid"]
 
 #: Panel title → prefix of the loss terms drawn in it (``train_step``'s key names).
 PARTS = {"discriminator": "d_", "generator": "g_", "refiner": "r_"}
@@ -145,3 +154,44 @@ def loss_curves(
     with atomic_path(path) as temporary:
         image.save(temporary, format="PNG")
     return Path(path)
+
+
+def _to_pil(rgb: torch.Tensor) -> Image.Image:
+    array = (rgb.clamp(0, 1).permute(1, 2, 0).float().cpu().numpy() * 255.0).round()
+    return Image.fromarray(array.astype(np.uint8))
+
+
+def sample_grid(model: Colorizer, images: torch.Tensor, path: str | Path) -> Path:
+    """Write a PNG grid, one row per image: gray input | ground truth | generator | refined.
+
+    The layout of the paper's figures 7-12, with the generator's raw output beside
+    the refiner's so the refiner's effect is visible.
+
+    Args:
+        model: the model to sample.
+        images: ``B×3×H×W`` RGB in ``[0, 1]``.
+        path: the PNG to write (atomically).
+
+    Returns:
+        The path written.
+    """
+    images = images.to(model.device)
+    gray = rgb_to_gray(images)
+    columns = {
+        "input": gray.expand(-1, 3, -1, -1),
+        "truth": images,
+        "generator": model.colorize(gray, refine=False),
+        "refined": model.colorize(gray),
+    }
+    height, width = images.shape[-2:]
+    header = 14
+    canvas = Image.new("RGB", (width * len(columns), header + height * len(images)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for col, (title, batch) in enumerate(columns.items()):
+        draw.text((col * width + 4, 2), title, fill="black")
+        for row, rgb in enumerate(batch):
+            canvas.paste(_to_pil(rgb), (col * width, header + row * height))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(canvas, path, {"format": "PNG"})
+    return path
