@@ -8,7 +8,6 @@ a half-written result beside the previous complete one.
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 from PIL import Image, ImageDraw
 
+from colorkit import files
 from colorkit.files import atomic_path
 from colorkit.plots import load_font
 
@@ -75,18 +75,7 @@ def write_json(path: str | Path, data: Any) -> Path:
     Raises:
         OSError: if the folder cannot be created or the file written.
     """
-    text = json.dumps(_finite(data), indent=2, allow_nan=False, default=str) + "\n"
-    return write_text(path, text)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(key): _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
+    return files.write_json(path, data, nan_as_null=True)
 
 
 def _cpu_name() -> str:

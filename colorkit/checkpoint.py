@@ -22,7 +22,6 @@ Example::
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
 import warnings
@@ -34,11 +33,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-import colorkit
 from colorkit.engine import Colorizer
-from colorkit.files import atomic_path
+from colorkit.files import atomic_path, jsonable
 from colorkit.recipe import Recipe
 from colorkit.registry import ColorkitError, InvalidOptionError, Registry, default_registry
+from colorkit.version import __version__
 
 __all__ = [
     "DTYPES",
@@ -124,38 +123,6 @@ def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found, key=lambda item: (item[0], item[1].name))
 
 
-# -- JSON metadata --------------------------------------------------------------------------
-def _jsonable(value: Any, where: str, strict: bool) -> Any:
-    """``value`` as plain JSON data: tuples become lists, paths strings.
-
-    With ``strict`` an unrepresentable value raises ``TypeError`` naming ``where``;
-    without, it becomes its ``repr`` (overrides are informational once the recipe is saved).
-    """
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                if strict and not isinstance(key, (int, float, bool)):
-                    raise TypeError(f"{where} has key {key!r} of type {type(key).__name__}")
-                key = str(key)
-            out[key] = _jsonable(item, f"{where}[{key!r}]", strict)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item, f"{where}[{i}]", strict) for i, item in enumerate(value)]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # numpy / torch scalars
-        return _jsonable(value.item(), where, strict)
-    if strict:
-        raise TypeError(
-            f"{where} is a {type(value).__name__}; expected JSON data "
-            "(dict, list, tuple, str, int, float, bool or None)"
-        )
-    return repr(value)
-
-
 def _optimizer_tensors(
     model: Colorizer,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
@@ -165,13 +132,13 @@ def _optimizer_tensors(
     scalars: dict[str, Any] = {}
     for part, optimizer in model.optimizers.items():
         state = optimizer.state_dict()
-        groups[part] = _jsonable(state["param_groups"], f"optimizer {part!r} param_groups", False)
+        groups[part] = jsonable(state["param_groups"], f"optimizer {part!r} param_groups")
         for index, entries in state["state"].items():
             for key, value in entries.items():
                 if isinstance(value, torch.Tensor):
                     tensors[f"{_OPTIMIZER}{part}.{index}.{key}"] = value
                 else:
-                    scalars.setdefault(part, {}).setdefault(str(index), {})[key] = _jsonable(
+                    scalars.setdefault(part, {}).setdefault(str(index), {})[key] = jsonable(
                         value, f"optimizer {part!r} state", False
                     )
     return tensors, groups, scalars
@@ -214,7 +181,7 @@ def save_checkpoint(
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be a non-negative integer, got {step!r}")
     try:
-        extra_data = _jsonable(dict(extra or {}), "extra", strict=True)
+        extra_data = jsonable(dict(extra or {}), "extra", strict=True)
     except TypeError as exc:
         raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {exc}") from None
 
@@ -224,12 +191,12 @@ def save_checkpoint(
     tensors = {name: _storable(value) for name, value in tensors.items()}
     metadata = {
         "format": FORMAT,
-        "colorkit_version": colorkit.__version__,
+        "colorkit_version": __version__,
         "step": str(step),
         "precision": str(model.precision),
         "recipe_name": json.dumps(model.recipe_name),
-        "overrides": json.dumps(_jsonable(model.overrides, "overrides", strict=False)),
-        "recipe": json.dumps(_jsonable(model.recipe.to_dict(), "recipe", strict=False)),
+        "overrides": json.dumps(jsonable(model.overrides, "overrides")),
+        "recipe": json.dumps(jsonable(model.recipe.to_dict(), "recipe")),
         "param_groups": json.dumps(param_groups),
         "optimizer_scalars": json.dumps(scalars),
         "extra": json.dumps(extra_data),
@@ -344,7 +311,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     elif fmt != FORMAT:
         if fmt.startswith(_FORMAT_PREFIXES):
             raise CheckpointError(
-                f"checkpoint {name} has format {fmt!r}, which colorkit {colorkit.__version__} "
+                f"checkpoint {name} has format {fmt!r}, which colorkit {__version__} "
                 f"cannot read (it reads {FORMAT!r}; written by colorkit "
                 f"{raw.get('colorkit_version', '?')}, a newer colorkit may read it)"
             )
@@ -451,7 +418,7 @@ def _recipe(meta: Mapping[str, Any], path: Path) -> Recipe:
         return Recipe.from_dict(meta["recipe"])
     except (InvalidOptionError, TypeError) as exc:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has a recipe colorkit {colorkit.__version__} cannot "
+            f"checkpoint {str(path)!r} has a recipe colorkit {__version__} cannot "
             f"rebuild (written by colorkit {meta.get('colorkit_version', '?')}): {exc}"
         ) from None
 
@@ -628,13 +595,13 @@ def export_weights(source: str | Path | Colorizer, path: str | Path, dtype: str 
             tensors[_MODEL + key] = _storable(stored)
     metadata = {
         "format": WEIGHTS_FORMAT,
-        "colorkit_version": colorkit.__version__,
+        "colorkit_version": __version__,
         "step": str(step),
         "precision": str(model.precision),
         "dtype": dtype,
         "recipe_name": json.dumps(model.recipe_name),
-        "overrides": json.dumps(_jsonable(model.overrides, "overrides", strict=False)),
-        "recipe": json.dumps(_jsonable(model.recipe.to_dict(), "recipe", strict=False)),
+        "overrides": json.dumps(jsonable(model.overrides, "overrides")),
+        "recipe": json.dumps(jsonable(model.recipe.to_dict(), "recipe")),
         "extra": json.dumps({"exported_from": origin}),
     }
     path = Path(path)
@@ -648,7 +615,7 @@ def export_weights(source: str | Path | Colorizer, path: str | Path, dtype: str 
 
 
 def _architecture_difference(model: Colorizer, saved: Mapping[str, Any]) -> list[str]:
-    current = json.loads(json.dumps(_jsonable(model.recipe.to_dict(), "recipe", strict=False)))
+    current = json.loads(json.dumps(jsonable(model.recipe.to_dict(), "recipe")))
     return [key for key in _ARCHITECTURE_FIELDS if current.get(key) != saved.get(key)]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import sys
 import warnings
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from colorkit.registry import KINDS, ColorkitError
+from colorkit.version import __version__
 from colorkit.weights import DEFAULT_WEIGHTS
 
 __all__ = ["build_parser", "main", "parse_overrides"]
@@ -90,8 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     Returns:
         The parser, with one subcommand per command.
     """
-    from colorkit import __version__
-
     parser = argparse.ArgumentParser(
         prog="colorkit", description="Automatic image colorization: train, evaluate, colorize."
     )
@@ -252,7 +250,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         scan_images,
         split_paths,
     )
-    from colorkit.files import atomic_path
+    from colorkit.files import write_json
     from colorkit.metrics import comparison_table, evaluate
 
     root = Path(args.data) if args.data else embedded_photos()
@@ -295,9 +293,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(comparison_table(reports))
     if args.json:
         data = [report.to_json() for report in reports.values()]
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(args.json) as temporary:
-            temporary.write_text(json.dumps(data[0] if len(data) == 1 else data, indent=2) + "\n")
+        write_json(args.json, data[0] if len(data) == 1 else data)
         print(f"scores written to {args.json}")
     return 0
 
@@ -375,8 +371,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
     from colorkit.data import PhotoDataset
+    from colorkit.files import write_json
     from colorkit.metrics import evaluate
-    from colorkit.trainer import sample_grid, train
+    from colorkit.plots import sample_grid
+    from colorkit.trainer import train
 
     config = _train_config(args)
     config.resume = True  # a second `colorkit demo` reuses (or extends) the first run
@@ -394,7 +392,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     print(report.table())
     scores = result.run_dir / "demo-metrics.json"
-    scores.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    write_json(scores, report.to_json())
     photos = PhotoDataset([*test_set.paths, *train_set.paths], size=config.size, train=False)
     images = torch.stack([photos[i] for i in range(len(photos))])
     grid = sample_grid(model, images, result.run_dir / "demo.png")

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from colorkit.color import rgb_to_gray, rgb_to_lab
+from colorkit.files import jsonable
 from colorkit.registry import ColorkitError
 
 if TYPE_CHECKING:
@@ -344,24 +345,6 @@ _ROW_KEYS = (
 )
 
 
-def _jsonable(value: Any) -> Any:
-    """A copy of ``value`` made of JSON types (paths, devices and the like become text)."""
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        try:
-            return _jsonable(value.item())
-        except (TypeError, ValueError):
-            pass
-    return str(value)
-
-
 @dataclass
 class EvalReport:
     """Per-image scores of a model and of the gray-input baseline, with the protocol.
@@ -396,9 +379,9 @@ class EvalReport:
             ``{"protocol": ..., "mean": ..., "images": rows}``.
         """
         return {
-            "protocol": _jsonable(self.protocol),
+            "protocol": jsonable(self.protocol),
             "mean": self.means(),
-            "images": _jsonable(self.rows),
+            "images": jsonable(self.rows),
         }
 
     def table(self) -> str:
@@ -718,5 +701,5 @@ def evaluate(
             },
         }
     )
-    protocol.update(_jsonable(dict(protocol_extra or {})))
+    protocol.update(jsonable(dict(protocol_extra or {})))
     return EvalReport(rows=rows, protocol=protocol)

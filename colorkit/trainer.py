@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from PIL import Image, ImageDraw
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
@@ -32,15 +31,14 @@ from colorkit.checkpoint import (
     restore,
     save_checkpoint,
 )
-from colorkit.color import rgb_to_gray
+from colorkit.compose import build
 from colorkit.data import PhotoDataset, ScanResult, load_photos
 from colorkit.engine import Colorizer
-from colorkit.files import atomic_path, remove_stale_temporaries
-from colorkit.imaging import save_image
-from colorkit.plots import loss_curves, read_metrics
+from colorkit.files import remove_stale_temporaries, write_json
+from colorkit.plots import loss_curves, read_metrics, sample_grid
 from colorkit.registry import ColorkitError
 
-__all__ = ["TrainConfig", "TrainResult", "resolve_device", "sample_grid", "train"]
+__all__ = ["TrainConfig", "TrainResult", "resolve_device", "train"]
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -216,47 +214,6 @@ class StreamSampler(Sampler[list[int]]):
             yield indices
 
 
-def _to_pil(rgb: torch.Tensor) -> Image.Image:
-    array = (rgb.clamp(0, 1).permute(1, 2, 0).float().cpu().numpy() * 255.0).round()
-    return Image.fromarray(array.astype(np.uint8))
-
-
-def sample_grid(model: Colorizer, images: torch.Tensor, path: str | Path) -> Path:
-    """Write a PNG grid, one row per image: gray input | ground truth | generator | refined.
-
-    The layout of the paper's figures 7-12, with the generator's raw output beside
-    the refiner's so the refiner's effect is visible.
-
-    Args:
-        model: the model to sample.
-        images: ``B×3×H×W`` RGB in ``[0, 1]``.
-        path: the PNG to write (atomically).
-
-    Returns:
-        The path written.
-    """
-    images = images.to(model.device)
-    gray = rgb_to_gray(images)
-    columns = {
-        "input": gray.expand(-1, 3, -1, -1),
-        "truth": images,
-        "generator": model.colorize(gray, refine=False),
-        "refined": model.colorize(gray),
-    }
-    height, width = images.shape[-2:]
-    header = 14
-    canvas = Image.new("RGB", (width * len(columns), header + height * len(images)), "white")
-    draw = ImageDraw.Draw(canvas)
-    for col, (title, batch) in enumerate(columns.items()):
-        draw.text((col * width + 4, 2), title, fill="black")
-        for row, rgb in enumerate(batch):
-            canvas.paste(_to_pil(rgb), (col * width, header + row * height))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(canvas, path, {"format": "PNG"})
-    return path
-
-
 class _Distributed:
     """Rank, world size and process group of a ``torchrun`` launch (or of one process)."""
 
@@ -306,10 +263,6 @@ def _set_rng_state(state: str | None) -> None:
         torch.set_rng_state(torch.from_numpy(raw))
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=repr))
-
-
 def train(config: TrainConfig) -> TrainResult:
     """Train a recipe on a folder of photos, with logs, samples and checkpoints.
 
@@ -330,8 +283,6 @@ def train(config: TrainConfig) -> TrainResult:
             checkpoint to resume belongs to another recipe.
         colorkit.data.DataError: if the data folder holds no usable photos.
     """
-    from colorkit import build
-
     config.validate()
     run_dir = Path(config.out)
     existing = latest_checkpoint(run_dir) if run_dir.is_dir() else None
@@ -359,10 +310,7 @@ def train(config: TrainConfig) -> TrainResult:
             run_dir.mkdir(parents=True, exist_ok=True)
             for folder in (run_dir, run_dir / "samples"):
                 remove_stale_temporaries(folder)
-            with atomic_path(run_dir / "config.json") as temporary:
-                temporary.write_text(
-                    json.dumps(_jsonable(dataclasses.asdict(config)), indent=2) + "\n"
-                )
+            write_json(run_dir / "config.json", dataclasses.asdict(config))
         result = _loop(config, model, env, train_set, test_set, start, rng_state, run_dir)
         env.barrier()  # no rank tears the group down while another still uses it
         return result
