@@ -14,6 +14,7 @@ from colorkit.recipe import Recipe
 from colorkit.registry import (
     ColorkitError,
     Component,
+    ContractError,
     DuplicateComponentError,
     InvalidOptionError,
     PluginLoadWarning,
@@ -27,6 +28,7 @@ __all__ = [
     "Colorizer",
     "ColorkitError",
     "Component",
+    "ContractError",
     "DuplicateComponentError",
     "InvalidOptionError",
     "PluginLoadWarning",

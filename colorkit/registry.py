@@ -12,6 +12,7 @@ import difflib
 import fnmatch
 import importlib.metadata
 import inspect
+import itertools
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,12 +20,13 @@ from typing import Any
 
 import pluggy
 
-from colorkit import hookspecs
+from colorkit import contracts, hookspecs
 
 __all__ = [
     "KINDS",
     "ColorkitError",
     "Component",
+    "ContractError",
     "DuplicateComponentError",
     "InvalidOptionError",
     "PluginLoadWarning",
@@ -40,8 +42,8 @@ KINDS = ("generator", "discriminator", "refiner", "loss", "recipe", "weights")
 # kinds whose factory is a value (a Recipe, a Weights record) rather than a callable
 _VALUE_KINDS = frozenset({"recipe", "weights"})
 
-#: Keyword arguments the engine supplies itself; they are not user options.
-ENGINE_ARGUMENTS = frozenset({"in_channels", "out_channels", "channels", "cond_channels"})
+#: Keyword arguments the engine supplies itself, of any kind; they are not user options.
+_ENGINE_ARGUMENTS = frozenset(itertools.chain(*contracts.ENGINE_ARGUMENTS.values()))
 
 
 class ColorkitError(Exception):
@@ -58,6 +60,10 @@ class DuplicateComponentError(ColorkitError):
 
 class InvalidOptionError(ColorkitError, TypeError):
     """A keyword option that the component does not accept."""
+
+
+class ContractError(ColorkitError, TypeError):
+    """A created component that does not keep its kind's contract (:mod:`colorkit.contracts`)."""
 
 
 class PluginLoadWarning(UserWarning):
@@ -108,7 +114,7 @@ class Component:
             name: param.default
             for name, param in _signature(self.factory).parameters.items()
             if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
-            and name not in ENGINE_ARGUMENTS
+            and name not in _ENGINE_ARGUMENTS
         }
 
     def accepts_any_option(self) -> bool:
@@ -342,7 +348,7 @@ class Registry:
             if kwargs:
                 raise InvalidOptionError("weights take no options; pass them to colorkit.load()")
             return component.factory
-        user_options = {k: v for k, v in kwargs.items() if k not in ENGINE_ARGUMENTS}
+        user_options = {k: v for k, v in kwargs.items() if k not in _ENGINE_ARGUMENTS}
         self.check_options(kind, name, user_options)
         return component.factory(**kwargs)
 
