@@ -46,7 +46,7 @@ class ReferencePix2Pix:
     """
 
     def __init__(self, recipe: str = "pix2pix", device: Any = "cpu", **overrides: Any) -> None:
-        model = colorkit.build(recipe, **overrides).to(device)
+        model = colorkit.build(recipe, fast=False, **overrides).to(device)
         if model.discriminator is None:
             raise ValueError(f"the reference loop needs a discriminator; {recipe!r} has none")
         self.device = torch.device(device)

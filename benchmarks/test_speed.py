@@ -10,7 +10,7 @@ way is ``reference.py``: colorkit's own networks run as pix2pix's code runs them
 (fp32, NCHW, eager, ``zero_grad()``, ``.item()`` per loss per step). colorkit's rows
 are what a user gets by default: :class:`~colorkit.engine.Colorizer` with
 ``set_precision("auto")`` and channels-last (as ``colorkit train`` runs it) for
-training, :func:`colorkit.speed.inference_generator` for inference.
+training, :meth:`colorkit.Colorizer.inference_copy` for inference.
 
 What is measured:
 
@@ -24,7 +24,7 @@ What is measured:
 
 With a GPU, the step figures also say what fraction of the GPU's dense bf16 peak they
 reach (FLOPs counted with ``torch.utils.flop_counter``; peaks from
-:data:`colorkit.speed.BF16_PEAK_TFLOPS`). On CPU, measurements use 2 threads.
+:data:`flops.BF16_PEAK_TFLOPS`). On CPU, measurements use 2 threads.
 
 The targets are asserted only in the full budget at the target configuration (CPU,
 256×256, training batch 4); the smoke budget (small networks, few rounds) checks that
@@ -49,15 +49,21 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from flops import bf16_peak_flops, count_flops
 from PIL import Image
 from reference import ReferencePix2Pix, reference_inference
 from report import device_description, markdown_table, text_table, write_json, write_text
 
 import colorkit
-from colorkit import speed
 from colorkit.color import rgb_to_gray
 from colorkit.data import load_photos
-from colorkit.engine import bf16_is_fast
+from colorkit.fast import (
+    bf16_is_fast,
+    fold_batchnorm,
+    inference_form,
+    precision_dtype,
+    resolve_precision,
+)
 
 CPU_THREADS = 2
 TEST_FRACTION = 0.2
@@ -248,7 +254,7 @@ def _verdict(ok: bool, plan: Plan) -> str:
 
 def _peak_note(flops: float, seconds: float, device: torch.device) -> tuple[str, dict[str, Any]]:
     achieved = flops / seconds
-    peak = speed.bf16_peak_flops(device)
+    peak = bf16_peak_flops(device)
     values: dict[str, Any] = {"gflop": flops / 1e9, "achieved_tflops": achieved / 1e12}
     if device.type != "cuda":
         return f"{achieved / 1e12:.3f} TFLOP/s (no GPU peak on CPU)", values
@@ -294,7 +300,7 @@ def test_training_step(benchmark: Any, plan: Plan, capsys: pytest.CaptureFixture
     ref_mlp = ReferencePix2Pix("pix2pix+mlp", plan.device, **plan.overrides)
     fast = _colorkit_model("pix2pix", plan)
     fast_mlp = _colorkit_model("pix2pix+mlp", plan)
-    flops = speed.count_flops(fast.train_step, rgb_cl)
+    flops = count_flops(fast.train_step, rgb_cl)
     runs = SideBySide(
         plan.device,
         {
@@ -363,11 +369,13 @@ def test_training_step(benchmark: Any, plan: Plan, capsys: pytest.CaptureFixture
 @pytest.fixture(scope="module")
 def inference_nets(plan: Plan) -> dict[str, Any]:
     torch.manual_seed(plan.seed)
-    model = colorkit.build("pix2pix+mlp", **plan.overrides).to(plan.device)
+    # the plain model: the reference rows run its networks as they are
+    model = colorkit.build("pix2pix+mlp", fast=False, **plan.overrides).to(plan.device)
     rgb = _photos(plan, 4, plan.size).to(plan.device)
     condition, _ = model.encode(rgb)
     _warm_statistics(model.generator, condition)
-    fast = speed.inference_generator(model.generator, "auto")
+    dtype = precision_dtype(resolve_precision("auto", plan.device))
+    fast = inference_form(model.generator, dtype)
     return {"model": model, "fast": fast}
 
 
@@ -386,7 +394,7 @@ def test_generator_inference(
     condition, _ = model.encode(rgb)
     condition_cl = condition.contiguous(memory_format=torch.channels_last)
     autocast = torch.autocast(plan.device.type, torch.bfloat16, enabled=bf16_is_fast(plan.device))
-    generator_cl = speed.fold_batchnorm(generator).to(memory_format=torch.channels_last)
+    generator_cl = fold_batchnorm(generator).to(memory_format=torch.channels_last)
 
     def engine_way() -> torch.Tensor:
         with torch.no_grad(), autocast:
@@ -400,7 +408,7 @@ def test_generator_inference(
     difference = (fast_way().float() - expected).abs().max().item()
     # counted on the generator itself: the copy's oneDNN kernels are invisible to the
     # counter, and both do the same arithmetic
-    flops = speed.count_flops(reference_inference, generator, condition) if batch == 8 else 0
+    flops = count_flops(reference_inference, generator, condition) if batch == 8 else 0
     runs = SideBySide(
         plan.device,
         {
@@ -451,7 +459,7 @@ def test_improver_inference_overhead(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """What the MLP Improver adds to inference (the fast copy, with and without it)."""
-    fast_model = speed.inference_model(inference_nets["model"], "auto")
+    fast_model = inference_nets["model"].inference_copy("auto")
     gray = rgb_to_gray(_photos(plan, plan.improver_batch, plan.size)).to(plan.device)
     runs = SideBySide(
         plan.device,

@@ -34,6 +34,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from colorkit.engine import Colorizer
+from colorkit.fast import resolve_precision
 from colorkit.files import atomic_path, jsonable
 from colorkit.recipe import Recipe
 from colorkit.registry import ColorkitError, InvalidOptionError, Registry, default_registry
@@ -501,12 +502,14 @@ def _locate(path_or_name: str | Path) -> Path:
     return resolve_weights(str(path_or_name))
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> Colorizer:
+def load(path: str | Path, device: str | torch.device = "cpu", fast: bool = True) -> Colorizer:
     """Rebuild a model from a checkpoint or weights, ready for :meth:`Colorizer.colorize`.
 
     The model is built from the saved recipe and overrides, its weights are loaded
-    strictly, it is moved to ``device``, given the saved precision (change it with
-    :meth:`Colorizer.set_precision`) and put in eval mode. Optimiser state is not
+    strictly, it is moved to ``device`` and put in eval mode. It is fast like a built
+    model (precision ``"auto"`` for ``device``, channels-last weights, the inference copy
+    for colorizing); with ``fast=False`` it is the plain model with the saved precision.
+    Change the precision with :meth:`Colorizer.set_precision`. Optimiser state is not
     loaded; use :func:`restore` to resume training. A weights-only file (see
     :func:`export_weights`) fills the generator and the refiner; the discriminator
     keeps its initial weights.
@@ -515,6 +518,8 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Colorizer:
         path: a checkpoint or weights file, or the name of registered weights
             (``colorkit list weights``), e.g. ``"starter"``.
         device: where to put the model.
+        fast: the fast defaults of :class:`~colorkit.engine.Colorizer`; ``False`` for
+            the plain model.
 
     Returns:
         The model.
@@ -532,7 +537,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Colorizer:
     registry = default_registry()
     _check_installed(recipe, path, registry)
     try:
-        model = Colorizer(recipe, registry, name=meta["recipe_name"], overrides=meta["overrides"])
+        model = Colorizer(
+            recipe, registry, name=meta["recipe_name"], overrides=meta["overrides"], fast=fast
+        )
     except (ColorkitError, ValueError, TypeError) as exc:
         raise CheckpointError(
             f"cannot rebuild the model of checkpoint {str(path)!r}: {exc}"
@@ -554,7 +561,8 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Colorizer:
             )
     model.to(device)
     try:
-        model.set_precision(meta["precision"])
+        model.set_precision("auto" if fast else meta["precision"])
+        resolve_precision(meta["precision"], model.device)  # a fast load checks it too
     except ValueError as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} has a bad precision: {exc}") from None
     return model.eval()
@@ -586,7 +594,7 @@ def export_weights(source: str | Path | Colorizer, path: str | Path, dtype: str 
         model, step, origin = source, 0, "a model in memory"
     else:
         source_path = _locate(source)
-        model = load(source_path)
+        model = load(source_path, fast=False)  # the saved precision, recorded below
         step, origin = read_metadata(source_path)["step"], Path(source_path).name
     tensors = {}
     for key, value in model.state_dict().items():

@@ -300,7 +300,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_colorize(args: argparse.Namespace) -> int:
     from colorkit.imaging import colorize_paths
-    from colorkit.speed import inference_model
 
     inputs = list(args.inputs)
     weights = args.weights
@@ -309,8 +308,9 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
     if weights is None:
         weights = DEFAULT_WEIGHTS
         print(f"using the {DEFAULT_WEIGHTS!r} weights (choose others with --weights)")
-    # BatchNorm folded, prepacked convolutions: same colours, several times the speed
-    model = inference_model(_load_model(weights, args), args.precision)
+    # a loaded model colorizes through its inference copy (BatchNorm folded, prepacked
+    # convolutions): same colours, several times the speed
+    model = _load_model(weights, args)
     report = colorize_paths(
         model, inputs, args.out, args.working_size, progress=not args.no_progress
     )

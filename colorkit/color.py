@@ -5,6 +5,9 @@ differentiable, so they can sit inside a training graph. sRGB values are in
 ``[0, 1]``; CIELAB has ``L`` in ``[0, 100]`` and ``a``, ``b`` roughly in
 ``[-110, 110]``.
 
+:class:`ColorSpace` is what a network predicts in: ``lab`` (``ab`` from ``L``) or ``rgb``
+(RGB from gray), with the scaling of its inputs and outputs.
+
 "Gray" in colorkit means the sRGB-encoded relative luminance ``Y`` of a colour,
 so a gray image is exactly the ``L`` channel of CIELAB rendered as a neutral
 colour: :func:`rgb_to_gray` and :func:`gray_to_lightness` agree with
@@ -13,11 +16,16 @@ colour: :func:`rgb_to_gray` and :func:`gray_to_lightness` agree with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 __all__ = [
     "AB_SCALE",
+    "COLOR_SPACES",
     "L_SCALE",
+    "ColorSpace",
+    "color_space",
     "gray_to_lightness",
     "lab_to_rgb",
     "lab_to_rgb_in_gamut",
@@ -196,3 +204,100 @@ def gray_to_lightness(gray: torch.Tensor) -> torch.Tensor:
     """
     _check_channels(gray, 1, "gray")
     return 116.0 * _lab_f(srgb_to_linear(gray)) - 16.0
+
+
+# -- the spaces networks predict in ----------------------------------------------------------
+@dataclass(frozen=True)
+class ColorSpace:
+    """The colour space a network predicts in, and the scaling of its input and output.
+
+    The network's condition and prediction are both scaled to about ``[-1, 1]``.
+
+    Args:
+        name: ``"lab"`` (predict ``ab`` from ``L``) or ``"rgb"`` (predict RGB from gray).
+        channels: channels of the prediction: 2 for ``lab``, 3 for ``rgb``.
+    """
+
+    name: str
+    channels: int
+
+    def encode(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split an RGB batch into the network's condition and target.
+
+        Args:
+            rgb: ``B×3×H×W`` in ``[0, 1]``.
+
+        Returns:
+            ``(condition, target)``: ``L`` and ``ab`` in ``lab`` space, gray and RGB in
+            ``rgb`` space.
+        """
+        if self.name == "lab":
+            lab = rgb_to_lab(rgb)
+            return lab[:, :1] / L_SCALE - 1.0, lab[:, 1:] / AB_SCALE
+        return rgb_to_gray(rgb) * 2.0 - 1.0, rgb * 2.0 - 1.0
+
+    def condition(self, gray: torch.Tensor) -> torch.Tensor:
+        """The network's condition for a gray batch.
+
+        Args:
+            gray: ``B×1×H×W`` in ``[0, 1]``.
+
+        Returns:
+            ``L`` scaled to ``[-1, 1]`` in ``lab`` space, ``gray * 2 - 1`` in ``rgb``.
+        """
+        if self.name == "lab":
+            return gray_to_lightness(gray) / L_SCALE - 1.0
+        return gray * 2.0 - 1.0
+
+    def decode(self, condition: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        """RGB from a condition and a prediction.
+
+        Args:
+            condition: the condition, as :meth:`condition` makes it.
+            prediction: the network's output.
+
+        Returns:
+            ``B×3×H×W`` RGB in ``[0, 1]``.
+        """
+        if self.name == "lab":
+            lab = torch.cat([(condition + 1.0) * L_SCALE, prediction * AB_SCALE], dim=1)
+            return lab_to_rgb(lab)
+        return ((prediction + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    def chroma(self, condition: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        """CIELAB chroma of a prediction.
+
+        Args:
+            condition: the condition, as :meth:`condition` makes it.
+            prediction: the network's output.
+
+        Returns:
+            ``B×2×H×W`` unscaled ``ab``.
+        """
+        if self.name == "lab":
+            return prediction * AB_SCALE
+        return rgb_to_lab(self.decode(condition, prediction))[:, 1:]
+
+
+#: The colour spaces by name.
+COLOR_SPACES = {"lab": ColorSpace("lab", 2), "rgb": ColorSpace("rgb", 3)}
+
+
+def color_space(name: str) -> ColorSpace:
+    """A colour space by name.
+
+    Args:
+        name: ``"lab"`` or ``"rgb"``.
+
+    Returns:
+        The :class:`ColorSpace`.
+
+    Raises:
+        ValueError: for another name.
+    """
+    try:
+        return COLOR_SPACES[name]
+    except KeyError:
+        raise ValueError(
+            f"color_space must be one of {tuple(COLOR_SPACES)}, got {name!r}"
+        ) from None

@@ -15,11 +15,14 @@ from colorkit.registry import default_registry
 __all__ = ["build"]
 
 
-def build(recipe: str | Recipe, **overrides: Any) -> Colorizer:
+def build(recipe: str | Recipe, *, fast: bool = True, **overrides: Any) -> Colorizer:
     """Build a colorization model from a registered recipe.
 
     Args:
         recipe: a recipe name (see ``list_components("recipe")``) or a :class:`Recipe`.
+        fast: the fast defaults of :class:`~colorkit.engine.Colorizer` (precision
+            ``"auto"``, channels-last weights, the inference copy in eval mode);
+            ``False`` for the plain model (fp32, networks as they are).
         **overrides: changes to the recipe: its fields (``refiner="mlp"``,
             ``lr=1e-4``), a part's option (``refiner_patch=8``) or any component's
             option by its bare name (``encoder="resnet34"``); see
@@ -45,4 +48,4 @@ def build(recipe: str | Recipe, **overrides: Any) -> Colorizer:
     else:
         name = recipe
         base = registry.create("recipe", recipe)
-    return Colorizer(base.with_overrides(registry, **overrides), registry, name, overrides)
+    return Colorizer(base.with_overrides(registry, **overrides), registry, name, overrides, fast)

@@ -12,6 +12,7 @@ Data flow of one training iteration (the paper's order)::
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,44 +20,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorkit.color import (
-    AB_SCALE,
-    L_SCALE,
-    gray_to_lightness,
-    lab_to_rgb,
-    lab_to_rgb_in_gamut,
-    rgb_to_gray,
-    rgb_to_lab,
-)
+from colorkit import fast as fast_forms
+from colorkit.color import color_space, gray_to_lightness, lab_to_rgb_in_gamut
+from colorkit.contracts import contract_problem
+from colorkit.fast import precision_dtype, resolve_precision
 from colorkit.optim import LayoutAdam
 from colorkit.recipe import Recipe
-from colorkit.registry import Registry, default_registry
+from colorkit.registry import ColorkitError, ContractError, Registry, default_registry
 
-__all__ = ["PRECISIONS", "Colorizer", "bf16_is_fast"]
+# PRECISIONS and bf16_is_fast are documented in colorkit.fast and kept importable here
+__all__ = ["Colorizer", "InferenceOnlyError"]
 
-PRECISIONS = ("auto", "bf16", "fp32")
+#: Device types where channels-last is the faster layout for convolutions (oneDNN, cuDNN).
+_CHANNELS_LAST_DEVICES = frozenset({"cpu", "cuda"})
 
 
-def bf16_is_fast(device: torch.device | str) -> bool:
-    """Whether bf16 autocast speeds up convolutions on this device.
-
-    True for CUDA devices with bf16 support and for CPUs with AMX or AVX-512 BF16
-    units; elsewhere bf16 is emulated and slower than fp32.
-
-    Args:
-        device: the device to ask about.
-
-    Returns:
-        Whether to prefer bf16 autocast there.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        cpu = torch.cpu
-        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-        return any(getattr(cpu, probe, lambda: False)() for probe in probes)
-    return False
+class InferenceOnlyError(ColorkitError, RuntimeError):
+    """Training was asked of a copy made for inference."""
 
 
 def _set_requires_grad(module: nn.Module | None, flag: bool) -> None:
@@ -68,11 +48,22 @@ def _set_requires_grad(module: nn.Module | None, flag: bool) -> None:
 class Colorizer(nn.Module):
     """A composed colorization model: what :func:`colorkit.build` returns.
 
+    A model is fast by default (``fast=True``): arithmetic in the precision ``"auto"``
+    picks for its device (see :meth:`set_precision`), weights channels-last on CPU and
+    CUDA, and, in eval mode, :meth:`colorize` and :meth:`predict_chroma` run an
+    inference copy of the networks (:meth:`inference_copy`), rebuilt whenever the
+    weights change. ``fast=False`` keeps fp32, the default layout and the networks as
+    they are. Either way the results agree to within the rounding of bf16.
+
     Args:
         recipe: the composition to build.
         registry: where components are looked up; the default registry if ``None``.
         name: the recipe's registered name, kept for checkpoints and listings.
         overrides: the overrides that produced ``recipe``, kept for checkpoints.
+        fast: the fast defaults above; ``False`` for the plain model.
+        parts: ready-made ``generator`` and ``refiner`` modules for an inference-only
+            model (what :meth:`inference_copy` passes): nothing is looked up or created,
+            and the model has no discriminator, losses or optimisers.
 
     Attributes:
         generator: the generator network.
@@ -81,11 +72,15 @@ class Colorizer(nn.Module):
         losses: the loss modules by name.
         optimizers: one Adam optimiser per trained part (``generator``,
             ``discriminator``, ``refiner``).
-        precision: ``"fp32"`` or ``"bf16"`` (autocast); see :meth:`set_precision`.
+        space: the :class:`~colorkit.color.ColorSpace` the networks predict in.
+        fast: whether colorizing in eval mode runs the inference copy.
+        inference_only: whether this is an inference copy (``train_step`` raises).
 
     Raises:
         ValueError: for an invalid recipe, or a discriminator without an adversarial loss.
         UnknownComponentError: for a component that is not registered.
+        ContractError: for a component that does not keep its kind's contract
+            (:mod:`colorkit.contracts`), naming it and what is wrong.
     """
 
     def __init__(
@@ -94,26 +89,51 @@ class Colorizer(nn.Module):
         registry: Registry | None = None,
         name: str | None = None,
         overrides: Mapping[str, Any] | None = None,
+        fast: bool = True,
+        parts: Mapping[str, nn.Module] | None = None,
     ) -> None:
         super().__init__()
-        registry = registry or default_registry()
-        recipe.validate(registry)
         self.recipe = recipe
         self.recipe_name = name
         self.overrides = dict(overrides or {})
-        channels = 2 if recipe.color_space == "lab" else 3
-        self.generator = registry.create(
+        self.space = color_space(recipe.color_space)
+        self.fast = fast
+        self.inference_only = parts is not None
+        self._precision = "auto" if fast else "fp32"
+        self._replicas: dict[str, nn.Module] = {}
+        # a cache, not a submodule: kept out of state_dict, .to() and parameters()
+        self.__dict__["_inference"] = None
+        if parts is not None:
+            self.generator = parts["generator"]
+            self.refiner = parts["refiner"]
+            self.discriminator = None
+            self.losses = nn.ModuleDict()
+            self._adversarial: str | None = None
+            self.optimizers: dict[str, torch.optim.Optimizer] = {}
+            return
+        registry = registry or default_registry()
+        recipe.validate(registry)
+        channels = self.space.channels
+
+        def create(kind: str, name: str, **options: Any) -> nn.Module:
+            component = registry.create(kind, name, **options)
+            problem = contract_problem(kind, name, component)
+            if problem is not None:
+                raise ContractError(problem)
+            return component
+
+        self.generator = create(
             "generator",
             recipe.generator,
             in_channels=1,
             out_channels=channels,
             **recipe.generator_options,
         )
-        self.refiner = registry.create(
+        self.refiner = create(
             "refiner", recipe.refiner, channels=channels, cond_channels=1, **recipe.refiner_options
         )
         self.discriminator = (
-            registry.create(
+            create(
                 "discriminator",
                 recipe.discriminator,
                 in_channels=1 + channels,
@@ -124,7 +144,7 @@ class Colorizer(nn.Module):
         )
         self.losses = nn.ModuleDict(
             {
-                name: registry.create("loss", name, **recipe.loss_options.get(name, {}))
+                name: create("loss", name, **recipe.loss_options.get(name, {}))
                 for name in recipe.loss_names()
             }
         )
@@ -135,14 +155,14 @@ class Colorizer(nn.Module):
                 "add one (e.g. generator_losses={'cgan': 1, 'l1': 100}) or set discriminator=None"
             )
         self._adversarial = adversarial[0] if adversarial else None
+        if fast and self.device.type in _CHANNELS_LAST_DEVICES:
+            self.to(memory_format=torch.channels_last)
         # fused Adam updates each parameter in one pass over memory where the default
         # loop makes several; on CPU that is a tenth or more of a pix2pix step
-        self.optimizers: dict[str, torch.optim.Optimizer] = {
+        self.optimizers = {
             part: LayoutAdam(module.parameters(), lr=recipe.lr, betas=recipe.betas, fused=True)
             for part, module in self.trained_parts().items()
         }
-        self.precision = "fp32"
-        self._replicas: dict[str, nn.Module] = {}
 
     # -- parts and settings --------------------------------------------------------------
     def trained_parts(self) -> dict[str, nn.Module]:
@@ -165,19 +185,26 @@ class Colorizer(nn.Module):
     @property
     def device(self) -> torch.device:
         """The device of the model's parameters."""
-        return next(self.generator.parameters()).device
+        tensors = itertools.chain(self.generator.parameters(), self.generator.buffers())
+        return next(tensors, torch.empty(0)).device
 
     @property
     def color_channels(self) -> int:
         """Channels the generator predicts: 2 (ab) in ``lab`` space, 3 in ``rgb``."""
-        return 2 if self.recipe.color_space == "lab" else 3
+        return self.space.channels
+
+    @property
+    def precision(self) -> str:
+        """``"bf16"`` (autocast) or ``"fp32"``: the setting resolved for the current device."""
+        return resolve_precision(self._precision, self.device)
 
     def set_precision(self, precision: str = "auto") -> Colorizer:
         """Choose the arithmetic of training and inference.
 
         Args:
             precision: ``"bf16"`` (autocast), ``"fp32"``, or ``"auto"``: bf16 where the
-                device runs it fast (see :func:`bf16_is_fast`), else fp32.
+                device runs it fast (see :func:`colorkit.fast.bf16_is_fast`), else fp32;
+                ``"auto"`` is resolved again when the model moves to another device.
 
         Returns:
             The model itself.
@@ -185,11 +212,8 @@ class Colorizer(nn.Module):
         Raises:
             ValueError: for another value.
         """
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if precision == "auto":
-            precision = "bf16" if bf16_is_fast(self.device) else "fp32"
-        self.precision = precision
+        resolve_precision(precision, self.device)  # validates
+        self._precision = precision
         return self
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -225,7 +249,7 @@ class Colorizer(nn.Module):
     def _replica(self, name: str) -> nn.Module:
         return self._replicas[name] if name in self._replicas else getattr(self, name)
 
-    # -- colour encoding -----------------------------------------------------------------
+    # -- colour encoding (see colorkit.color.ColorSpace) --------------------------------
     def encode(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split an RGB batch into the network's condition and target.
 
@@ -236,10 +260,7 @@ class Colorizer(nn.Module):
             ``(condition, target)``, both scaled to about ``[-1, 1]``: ``L`` and ``ab``
             in ``lab`` space, gray and RGB in ``rgb`` space.
         """
-        if self.recipe.color_space == "lab":
-            lab = rgb_to_lab(rgb)
-            return lab[:, :1] / L_SCALE - 1.0, lab[:, 1:] / AB_SCALE
-        return rgb_to_gray(rgb) * 2.0 - 1.0, rgb * 2.0 - 1.0
+        return self.space.encode(rgb)
 
     def condition(self, gray: torch.Tensor) -> torch.Tensor:
         """The network's condition for a gray batch.
@@ -250,9 +271,7 @@ class Colorizer(nn.Module):
         Returns:
             ``L`` scaled to ``[-1, 1]`` in ``lab`` space, ``gray * 2 - 1`` in ``rgb``.
         """
-        if self.recipe.color_space == "lab":
-            return gray_to_lightness(gray) / L_SCALE - 1.0
-        return gray * 2.0 - 1.0
+        return self.space.condition(gray)
 
     def decode(self, condition: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
         """RGB from a condition and the network's prediction.
@@ -264,10 +283,7 @@ class Colorizer(nn.Module):
         Returns:
             ``B×3×H×W`` RGB in ``[0, 1]``.
         """
-        if self.recipe.color_space == "lab":
-            lab = torch.cat([(condition + 1.0) * L_SCALE, prediction * AB_SCALE], dim=1)
-            return lab_to_rgb(lab)
-        return ((prediction + 1.0) / 2.0).clamp(0.0, 1.0)
+        return self.space.decode(condition, prediction)
 
     def chroma(self, condition: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
         """CIELAB chroma of a prediction, in either colour space.
@@ -279,9 +295,7 @@ class Colorizer(nn.Module):
         Returns:
             ``B×2×H×W`` unscaled ``ab``.
         """
-        if self.recipe.color_space == "lab":
-            return prediction * AB_SCALE
-        return rgb_to_lab(self.decode(condition, prediction))[:, 1:]
+        return self.space.chroma(condition, prediction)
 
     # -- inference -----------------------------------------------------------------------
     def forward(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -292,6 +306,58 @@ class Colorizer(nn.Module):
         """
         generated = self.generator(condition)
         return generated, self.refiner(generated, condition)
+
+    def inference_copy(self, precision: str | None = None) -> Colorizer:
+        """A copy of the model for fast colorization.
+
+        Each network is asked for its inference form (:func:`colorkit.fast.inference_form`:
+        its own ``inference_form(dtype)`` where it has one, such as the U-Net's and the
+        MLP Improver's, else BatchNorm folding and prepacked convolutions for the
+        generator and a plain copy for the refiner). ``colorize`` and ``predict_chroma``
+        work as on the original, to within the rounding of the chosen precision; the copy
+        has no discriminator, losses or optimisers, and ``train_step`` raises
+        :class:`InferenceOnlyError`. Copy again after further training (a fast model in
+        eval mode does so itself).
+
+        Args:
+            precision: ``"auto"``, ``"bf16"`` or ``"fp32"``; the model's own setting if
+                ``None``.
+
+        Returns:
+            The inference copy, in eval mode.
+
+        Raises:
+            ValueError: for an unknown precision.
+        """
+        resolved = resolve_precision(precision or self._precision, self.device)
+        dtype = precision_dtype(resolved)
+        parts = {
+            "generator": fast_forms.inference_form(self.generator, dtype),
+            "refiner": fast_forms.inference_form(self.refiner, dtype, generic=False),
+        }
+        copy = Colorizer(
+            self.recipe, name=self.recipe_name, overrides=self.overrides, fast=False, parts=parts
+        )
+        return copy.set_precision(resolved).eval()
+
+    def _fast_copy(self) -> Colorizer | None:
+        """The inference copy that eval-mode colorizing runs, rebuilt when weights change."""
+        if not self.fast or self.training or self.inference_only:
+            return None
+        # every in-place change (an optimiser step, load_state_dict, a move) bumps a
+        # tensor's version or replaces its storage
+        tensors = itertools.chain(
+            self.generator.parameters(),
+            self.generator.buffers(),
+            self.refiner.parameters(),
+            self.refiner.buffers(),
+        )
+        key = (self.precision, tuple((t.data_ptr(), t._version) for t in tensors))
+        cached = self.__dict__["_inference"]
+        if cached is None or cached[0] != key:
+            cached = (key, self.inference_copy())
+            self.__dict__["_inference"] = cached
+        return cached[1]
 
     @torch.no_grad()
     def predict_chroma(
@@ -315,6 +381,9 @@ class Colorizer(nn.Module):
             raise ValueError(
                 f"gray must be a float tensor shaped B×1×H×W, got {gray.dtype} {tuple(gray.shape)}"
             )
+        fast = self._fast_copy()
+        if fast is not None:
+            return fast.predict_chroma(gray, working_size, refine)
         was_training = self.training
         self.eval()
         try:
@@ -344,6 +413,7 @@ class Colorizer(nn.Module):
         bilinearly when ``working_size`` is set) is combined with ``gray``'s CIELAB ``L``,
         and colours outside sRGB are desaturated until they fit
         (:func:`colorkit.color.lab_to_rgb_in_gamut`), as ``colorkit colorize`` does.
+        A fast model in eval mode runs its inference copy (see the class description).
 
         Args:
             gray: ``B×1×H×W`` in ``[0, 1]``, any height and width.
@@ -410,7 +480,13 @@ class Colorizer(nn.Module):
 
         Raises:
             ValueError: if ``rgb`` is not a float ``B×3×H×W`` batch.
+            InferenceOnlyError: for an inference copy (:meth:`inference_copy`).
         """
+        if self.inference_only:
+            raise InferenceOnlyError(
+                "this model is an inference copy made by Colorizer.inference_copy; "
+                "train the original model instead"
+            )
         if rgb.dim() != 4 or rgb.shape[1] != 3 or not rgb.is_floating_point():
             raise ValueError(
                 f"rgb must be a float tensor shaped B×3×H×W, got {rgb.dtype} {tuple(rgb.shape)}"

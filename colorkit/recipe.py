@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from colorkit.color import COLOR_SPACES
 from colorkit.registry import InvalidOptionError, Registry, suggest
 
 __all__ = ["COLOR_SPACES", "DISCRIMINATOR_FAKES", "Recipe"]
 
-COLOR_SPACES = ("lab", "rgb")
 #: What the discriminator is shown as fake: the generator's output alone, or the
 #: refiner's output too (half the fake loss each).
 DISCRIMINATOR_FAKES = ("generator", "generator+refiner")
@@ -123,7 +123,9 @@ class Recipe:
             ValueError: for an inconsistent recipe (e.g. a cGAN loss without discriminator).
         """
         if self.color_space not in COLOR_SPACES:
-            raise ValueError(f"color_space must be one of {COLOR_SPACES}, got {self.color_space!r}")
+            raise ValueError(
+                f"color_space must be one of {tuple(COLOR_SPACES)}, got {self.color_space!r}"
+            )
         if self.discriminator_fakes not in DISCRIMINATOR_FAKES:
             raise ValueError(
                 f"discriminator_fakes must be one of {DISCRIMINATOR_FAKES}, "

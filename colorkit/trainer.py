@@ -252,6 +252,10 @@ def _warn_if_padded(model: Colorizer, size: int) -> None:
         )
 
 
+def _memory_format(config: TrainConfig) -> torch.memory_format:
+    return torch.channels_last if config.channels_last else torch.contiguous_format
+
+
 def _rng_state() -> str:
     # saved so that a resumed run draws the same crops, flips and dropout masks
     return base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode("ascii")
@@ -298,8 +302,7 @@ def train(config: TrainConfig) -> TrainResult:
         model = build(config.recipe, **config.overrides).to(env.device)
         _warn_if_padded(model, config.size)
         model.set_precision(config.precision)
-        if config.channels_last:
-            model.to(memory_format=torch.channels_last)
+        model.to(memory_format=_memory_format(config))
         start, rng_state = 0, None
         if existing is not None:
             meta = restore(model, existing)
@@ -340,7 +343,7 @@ def _loop(
         prefetch_factor=4 if config.workers else None,
     )
     samples = _sample_images(test_set, train_set, config.size)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    memory_format = _memory_format(config)
     log_path = run_dir / "metrics.jsonl"
     bar = tqdm(
         total=config.steps,

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorkit.components.layers import norm_layer, pad_to, pix2pix_init
+from colorkit.fast import PackedConv, fold_batchnorm
 from colorkit.hookspecs import hookimpl
 from colorkit.registry import Component, UnknownComponentError, suggest
 
@@ -101,6 +102,125 @@ class UNet(nn.Module):
                 x = torch.cat([x, skips.pop()], dim=1)
             x = block(x)
         return x[..., :height, :width]
+
+    def inference_form(self, dtype: torch.dtype) -> nn.Module | None:
+        """This U-Net as a :class:`FastUNet` (see :func:`colorkit.fast.inference_form`).
+
+        Args:
+            dtype: the weights' dtype.
+
+        Returns:
+            The fast form, or ``None`` for a layout it does not cover (instance
+            normalisation, which cannot be folded): the generic form is used then.
+        """
+        try:
+            return FastUNet(self, dtype)
+        except ValueError:
+            return None
+
+
+def _only_conv(block: nn.Sequential, kind: type[nn.Module]) -> nn.Module:
+    convs = [m for m in block if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    if len(convs) != 1 or not isinstance(convs[0], kind):
+        raise ValueError(f"expected one {kind.__name__} in U-Net block {block}")
+    return convs[0]
+
+
+def _check_block(
+    block: nn.Sequential, lead: type[nn.Module] | None, tail: tuple[type, ...]
+) -> None:
+    """A folded U-Net block: [lead activation], conv, then only ``tail`` layers."""
+    layers = [m for m in block if not isinstance(m, (nn.Identity, nn.Dropout))]
+    if lead is not None:
+        if not layers or not isinstance(layers[0], lead):
+            raise ValueError(f"expected a {lead.__name__} first in U-Net block {block}")
+        layers = layers[1:]
+    if not layers or not isinstance(layers[0], (nn.Conv2d, nn.ConvTranspose2d)):
+        raise ValueError(f"expected a convolution in U-Net block {block}")
+    if not all(isinstance(m, tail) for m in layers[1:]):
+        raise ValueError(f"U-Net block {block} has layers that cannot be fused")
+
+
+class FastUNet(nn.Module):
+    """Inference form of colorkit's pix2pix :class:`~colorkit.components.generators.UNet`.
+
+    Same outputs as the U-Net in eval mode (up to the arithmetic of ``dtype``), with
+    BatchNorm folded, channels-last activations, and each block's leading
+    LeakyReLU/ReLU moved into the kernel of the convolution before it. The U-Net
+    applies those activations in place, so its skip connections carry the activated
+    features too; the decoder's ReLU over the concatenation is applied to the skip
+    half while it is copied into the concatenation buffer, and to the other half in
+    the kernel of the transposed convolution that produced it.
+
+    Args:
+        unet: the U-Net to copy (not changed).
+        dtype: the weights' dtype (``torch.bfloat16`` or ``torch.float32``).
+
+    Raises:
+        ValueError: if ``unet`` is not laid out as colorkit's U-Net builds it (e.g.
+            instance normalisation, which cannot be folded).
+    """
+
+    def __init__(self, unet: UNet, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        folded = fold_batchnorm(unet)
+        depth = folded.depth
+        down, up = list(folded.down), list(folded.up)
+        if len(down) != depth or len(up) != depth:
+            raise ValueError("U-Net has an unexpected number of blocks")
+        _check_block(down[0], None, ())
+        for block in down[1:]:
+            _check_block(block, nn.LeakyReLU, ())
+        for block in up[:-1]:
+            _check_block(block, nn.ReLU, ())
+        _check_block(up[-1], nn.ReLU, (nn.Tanh,))
+        slopes = {block[0].negative_slope for block in down[1:]}
+        if len(slopes) != 1:
+            raise ValueError("U-Net encoder blocks use different LeakyReLU slopes")
+        leaky = nn.LeakyReLU(slopes.pop())
+        self.depth = depth
+        self.dtype = dtype
+        # each encoder conv applies the activation its successor starts with
+        self.down = nn.ModuleList(
+            PackedConv(
+                _only_conv(block, nn.Conv2d), leaky if level < depth - 1 else nn.ReLU(), dtype
+            )
+            for level, block in enumerate(down)
+        )
+        tail = [m for m in up[-1] if isinstance(m, nn.Tanh)]
+        self.up = nn.ModuleList(
+            PackedConv(
+                _only_conv(block, nn.ConvTranspose2d),
+                nn.ReLU() if index < depth - 1 else (tail[0] if tail else None),
+                dtype,
+            )
+            for index, block in enumerate(up)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The prediction for a condition batch, in the input's dtype."""
+        out_dtype = x.dtype
+        x, height, width = pad_to(x, 2**self.depth)
+        x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        skips = []
+        for conv in self.down:
+            x = conv(x)
+            skips.append(x)
+        y = self.up[0](skips.pop())
+        for conv in self.up[1:]:
+            skip = skips.pop()
+            # the concatenation, written once: the decoder's output, then ReLU(skip)
+            n, channels = y.shape[:2]
+            both = torch.empty(
+                (n, channels + skip.shape[1], *y.shape[2:]),
+                dtype=y.dtype,
+                device=y.device,
+                memory_format=torch.channels_last,
+            )
+            both[:, :channels].copy_(y)
+            torch.clamp_min(skip, 0, out=both[:, channels:])
+            y = conv(both)
+        return y[..., :height, :width].to(out_dtype)
 
 
 def _conv_block(in_ch: int, out_ch: int, norm: str) -> nn.Sequential:
