@@ -505,7 +505,7 @@ _COLORIZE_FILE = textwrap.dedent(
     import torch
     torch.set_num_threads({threads})
     from colorkit.checkpoint import load
-    from colorkit.imaging import colorize_file
+    from colorkit.colorizing import colorize_file
     model = load(sys.argv[1], device="cpu").set_precision("auto")
     start = time.perf_counter()
     colorize_file(model, sys.argv[2], sys.argv[3])
@@ -549,9 +549,6 @@ def test_colorize_large_jpeg(
     benchmark: Any, plan: Plan, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``colorkit colorize`` of a large JPEG on CPU, in subprocesses: seconds, peak MB."""
-    imaging = pytest.importorskip("colorkit.imaging")
-    if not hasattr(imaging, "colorize_file"):
-        pytest.skip("colorkit.imaging.colorize_file is not there yet")
     from colorkit.checkpoint import save_checkpoint
 
     width, height = plan.colorize_size

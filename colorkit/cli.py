@@ -299,7 +299,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_colorize(args: argparse.Namespace) -> int:
-    from colorkit.imaging import colorize_paths
+    from colorkit.colorizing import colorize_paths
 
     inputs = list(args.inputs)
     weights = args.weights

@@ -8,6 +8,9 @@ differentiable, so they can sit inside a training graph. sRGB values are in
 :class:`ColorSpace` is what a network predicts in: ``lab`` (``ab`` from ``L``) or ``rgb``
 (RGB from gray), with the scaling of its inputs and outputs.
 
+:func:`srgb8_to_gray` and :func:`recombine` are the same conversions for whole files:
+8-bit in or out, in bands, without holding full-size float images.
+
 "Gray" in colorkit means the sRGB-encoded relative luminance ``Y`` of a colour,
 so a gray image is exactly the ``L`` channel of CIELAB rendered as a neutral
 colour: :func:`rgb_to_gray` and :func:`gray_to_lightness` agree with
@@ -16,8 +19,11 @@ colour: :func:`rgb_to_gray` and :func:`gray_to_lightness` agree with
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -30,8 +36,10 @@ __all__ = [
     "lab_to_rgb",
     "lab_to_rgb_in_gamut",
     "linear_to_srgb",
+    "recombine",
     "rgb_to_gray",
     "rgb_to_lab",
+    "srgb8_to_gray",
     "srgb_to_linear",
 ]
 
@@ -301,3 +309,178 @@ def color_space(name: str) -> ColorSpace:
         raise ValueError(
             f"color_space must be one of {tuple(COLOR_SPACES)}, got {name!r}"
         ) from None
+
+
+# -- 8-bit images, in bands ------------------------------------------------------------------
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread for banded work.
+
+    Each band is only ~2**18 pixels and goes through ~20 small operations: intra-op
+    threads gain little there, and when other processes share the cores, threads that
+    spin at every join make the same work ten times slower.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _luminance_tables() -> tuple[np.ndarray, ...]:
+    # sRGB decoding of the 256 codes, weighted by each primary's share of Y: three table
+    # look-ups and two additions replace three powers per pixel
+    codes = srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255.0)
+    return tuple((codes * _RGB_TO_XYZ[1, c]).to(torch.float32).numpy() for c in range(3))
+
+
+_LUMINANCE_TABLES = _luminance_tables()
+
+
+def srgb8_to_gray(rgb: np.ndarray) -> torch.Tensor:
+    """:func:`rgb_to_gray` of an 8-bit image, computed in horizontal bands.
+
+    Args:
+        rgb: ``H×W×C`` uint8 array; its first three channels are sRGB.
+
+    Returns:
+        ``H×W`` float32 gray in ``[0, 1]``.
+    """
+    height, width = rgb.shape[:2]
+    step = max(1, _BAND_PIXELS // max(width, 1))
+    gray = torch.empty(height, width, dtype=torch.float32)
+    luminance = np.empty((min(step, height), width), dtype=np.float32)
+    scratch = np.empty_like(luminance)
+    red, green, blue = _LUMINANCE_TABLES
+    with _one_thread():
+        for top in range(0, height, step):
+            band = rgb[top : top + step]
+            lum, tmp = luminance[: len(band)], scratch[: len(band)]
+            np.take(red, band[..., 0], out=lum)
+            np.take(green, band[..., 1], out=tmp)
+            lum += tmp
+            np.take(blue, band[..., 2], out=tmp)
+            lum += tmp
+            gray[top : top + len(band)] = linear_to_srgb(torch.from_numpy(lum)).clamp_(0.0, 1.0)
+    return gray
+
+
+def _linear_taps(source: int, target: int) -> tuple[torch.Tensor, ...]:
+    """Indices and weights of 1-D linear resampling, as ``F.interpolate`` (align_corners=False).
+
+    PyTorch computes the source position ``scale * (i + 0.5) - 0.5`` in float32 with
+    one rounding (a fused multiply-add); positions are rounded the same way here, since
+    an error of one float32 step in a position of a few hundred is visible in ``ab``.
+    """
+    scale = torch.tensor(float(source), dtype=torch.float32) / target
+    position = (scale.double() * (torch.arange(target, dtype=torch.float64) + 0.5) - 0.5).float()
+    position.clamp_(min=0.0)
+    first = position.long().clamp_(max=source - 1)
+    second = (first + 1).clamp_(max=source - 1)
+    weight = (position - first).clamp_(0.0, 1.0)
+    return first, second, 1.0 - weight, weight
+
+
+def _lab_f_inverse_(f: torch.Tensor) -> torch.Tensor:
+    """The inverse of CIELAB's ``f``; overwrites ``f``."""
+    linear = (f * (116.0 / _KAPPA)).sub_(16.0 / _KAPPA)
+    cube = f.mul(f).mul_(f)
+    return torch.where(f > _F_KNEE, cube, linear, out=f)
+
+
+def _srgb8_table(size: int = 65536) -> np.ndarray:
+    levels = linear_to_srgb(torch.arange(size, dtype=torch.float64) / (size - 1))
+    return levels.clamp(0.0, 1.0).mul(255.0).add(0.5).to(torch.uint8).numpy()
+
+
+_F_KNEE = 6.0 / 29.0  # f(t) at t = epsilon, where CIELAB's f turns from linear to cube root
+_XYZ_TO_RGB_32 = _XYZ_TO_RGB.to(torch.float32)
+_WHITE_32 = _WHITE_D65.to(torch.float32)
+# linear light quantised to 16 bits -> 8-bit sRGB: within 0.03 of a level of the exact curve,
+# for a fraction of the cost of evaluating it per channel and pixel
+_SRGB8_TABLE = _srgb8_table()
+_SRGB8_STEPS = float(len(_SRGB8_TABLE) - 1)
+_BAND_PIXELS = 2**18  # bands this small stay in cache between the ~20 passes over them
+
+
+def _band_to_rgb8(gray: torch.Tensor, ab: torch.Tensor, out: np.ndarray) -> None:
+    """Write uint8 sRGB of CIELAB (L of ``gray`` (H×W), ``ab`` (2×H×W)) into ``out`` (H×W×3)."""
+    luminance = srgb_to_linear(gray)
+    fy = _lab_f(luminance)
+    xyz = torch.empty((3, *gray.shape), dtype=torch.float32)
+    torch.mul(_lab_f_inverse_(ab[0].mul(1.0 / 500.0).add_(fy)), _WHITE_32[0], out=xyz[0])
+    # Y is the gray's luminance itself (Yn = 1): the same as decoding L, without the round trip
+    xyz[1] = luminance
+    torch.mul(_lab_f_inverse_(ab[1].mul(-1.0 / 200.0).add_(fy)), _WHITE_32[2], out=xyz[2])
+    del fy
+    rgb = torch.mm(_XYZ_TO_RGB_32, xyz.view(3, -1)).view_as(xyz)
+    del xyz
+    # Colours outside sRGB are desaturated towards their gray in linear light, just enough
+    # to fit: luminance is linear in linear RGB, so it stays exactly the gray's, where
+    # clipping each channel would brighten or darken them. The largest channel is never
+    # below Y nor the smallest above it, so both ratios are at least 1 for colours inside.
+    top, bottom = rgb.amax(0), rgb.amin(0)
+    fit = (1.0 - luminance).div_(top.sub_(luminance).clamp_min_(1e-12))
+    bottom.neg_().add_(luminance).clamp_min_(1e-12)
+    fit = torch.minimum(fit, luminance.div(bottom)).clamp_max_(1.0)
+    del top, bottom
+    rgb.sub_(luminance).mul_(fit).add_(luminance)
+    del fit
+    levels = rgb.clamp_(0.0, 1.0).mul_(_SRGB8_STEPS).add_(0.5).to(torch.int32)
+    np.take(_SRGB8_TABLE, levels.permute(1, 2, 0).numpy(), out=out)
+
+
+def recombine(gray: torch.Tensor, ab: torch.Tensor, rows_per_chunk: int = 512) -> np.ndarray:
+    """Full-resolution 8-bit sRGB from a gray image and low-resolution chroma.
+
+    The result is CIELAB with ``L`` from ``gray`` (:func:`colorkit.color.gray_to_lightness`)
+    and ``a``, ``b`` upsampled bilinearly from ``ab`` exactly as
+    ``F.interpolate(ab, size=(H, W), mode="bilinear", align_corners=False)``. Colours
+    outside the sRGB gamut are desaturated towards their own gray (in linear light)
+    until they fit, so the output keeps the gray's luminance everywhere. Linear light is
+    encoded to 8-bit sRGB through a 16-bit table (within 0.03 of a level of the exact
+    curve). The work is done in horizontal bands: memory beyond the output is a few bands
+    of float32.
+
+    Args:
+        gray: ``1×1×H×W`` gray in ``[0, 1]``.
+        ab: ``1×2×h×w`` CIELAB chroma (unscaled, as :meth:`Colorizer.predict_chroma`
+            returns it), on any device.
+        rows_per_chunk: the most output rows per band (bands are also kept to about
+            2**18 pixels, which keeps them in cache).
+
+    Returns:
+        ``H×W×3`` uint8 sRGB array.
+
+    Raises:
+        ValueError: if the shapes are not as above or ``rows_per_chunk`` is below 1.
+    """
+    if gray.dim() != 4 or gray.shape[:2] != (1, 1) or not gray.is_floating_point():
+        raise ValueError(f"gray must be a float tensor shaped 1×1×H×W, got {tuple(gray.shape)}")
+    if ab.dim() != 4 or ab.shape[:2] != (1, 2) or not ab.is_floating_point():
+        raise ValueError(f"ab must be a float tensor shaped 1×2×h×w, got {tuple(ab.shape)}")
+    if rows_per_chunk < 1:
+        raise ValueError(f"rows_per_chunk must be at least 1, got {rows_per_chunk}")
+    with torch.no_grad(), _one_thread():
+        gray = gray.detach()[0, 0].to("cpu", torch.float32)
+        chroma = ab.detach()[0].to("cpu", torch.float32)
+        height, width = gray.shape
+        # horizontal pass once at the low resolution (2×h×W, small); the vertical pass per
+        # band then gives F.interpolate's separable bilinear result row for row
+        left, right, left_weight, right_weight = _linear_taps(chroma.shape[2], width)
+        chroma = chroma.index_select(2, left).mul_(left_weight) + chroma.index_select(
+            2, right
+        ).mul_(right_weight)
+        upper, lower, upper_weight, lower_weight = _linear_taps(chroma.shape[1], height)
+        out = np.empty((height, width, 3), dtype=np.uint8)
+        step = min(rows_per_chunk, max(1, _BAND_PIXELS // width))
+        for top in range(0, height, step):
+            rows = slice(top, min(height, top + step))
+            band = chroma.index_select(1, upper[rows]).mul_(upper_weight[rows, None])
+            band += chroma.index_select(1, lower[rows]).mul_(lower_weight[rows, None])
+            _band_to_rgb8(gray[rows], band, out[rows])
+    return out

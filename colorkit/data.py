@@ -30,11 +30,17 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from colorkit.imaging import IMAGE_EXTENSIONS, ImageReadError, open_image
+from colorkit.imaging import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    open_image,
+    to_rgb,
+    walk_images,
+    without_path,
+)
 from colorkit.registry import ColorkitError
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "DataError",
     "DataWarning",
     "PhotoDataset",
@@ -42,7 +48,6 @@ __all__ = [
     "embedded_photos",
     "find_images",
     "load_photos",
-    "load_rgb",
     "scan_images",
     "split_paths",
 ]
@@ -87,12 +92,8 @@ def embedded_photos() -> Path:
     return folder
 
 
-def _has_image_extension(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS)
-
-
 def find_images(root: str | Path) -> list[Path]:
-    """Every image file under a folder, recursively.
+    """Every image file under a folder, recursively (:func:`colorkit.imaging.walk_images`).
 
     Hidden files and folders (names starting with ``.``, such as ``.git`` or
     macOS's ``._photo.jpg``) are skipped. Symbolic links to folders are followed
@@ -106,7 +107,7 @@ def find_images(root: str | Path) -> list[Path]:
 
     Raises:
         DataError: if ``root`` does not exist, is not a folder, or holds no file
-            ending in one of :data:`IMAGE_EXTENSIONS`.
+            ending in one of :data:`colorkit.imaging.IMAGE_EXTENSIONS`.
     """
     root = Path(root)
     expected = ", ".join(IMAGE_EXTENSIONS)
@@ -114,21 +115,7 @@ def find_images(root: str | Path) -> list[Path]:
         raise DataError(f"{root}: no such folder; expected a folder of images ({expected})")
     if not root.is_dir():
         raise DataError(f"{root}: not a folder; expected a folder of images ({expected})")
-    found: list[Path] = []
-    seen_dirs: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen_dirs:  # a symlink loop, or two links to one folder
-            dirnames[:] = []
-            continue
-        seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        base = Path(dirpath)
-        found.extend(
-            base / name
-            for name in filenames
-            if not name.startswith(".") and _has_image_extension(name) and (base / name).is_file()
-        )
+    found = list(walk_images(root))
     if not found:
         raise DataError(
             f"{root}: no image files found (searched subfolders too for {expected}, "
@@ -205,58 +192,10 @@ class ScanResult:
         return len(self.corrupt) + len(self.grayscale)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB, compositing transparency on white."""
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode.startswith("I") or mode == "F":
-        # Pillow clips 16-bit and float values to 0..255 instead of rescaling them
-        values = np.asarray(image).astype(np.float64)
-        peak = float(values.max()) if values.size else 0.0
-        if mode.startswith("I;16") or (mode == "I" and peak > 255):
-            values = values / 257.0
-        elif mode == "F" and peak <= 1.0:
-            values = values * 255.0
-        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-        return Image.fromarray(gray, "L").convert("RGB")
-    if mode == "La":
-        # premultiplied, which Pillow cannot convert; over white that is L + (255 - A)
-        lum, alpha = (np.asarray(band, dtype=np.int16) for band in image.split())
-        gray = np.clip(lum + 255 - alpha, 0, 255).astype(np.uint8)
-        return Image.fromarray(gray, "L").convert("RGB")
-    has_alpha = mode in ("LA", "PA", "RGBA", "RGBa") or "transparency" in image.info
-    if has_alpha:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def load_rgb(path: str | Path) -> Image.Image:
-    """Read an image of any mode as 8-bit RGB.
-
-    Grayscale, palette, CMYK and 16-bit images are converted (16-bit values are
-    rescaled, not clipped); transparency is composited on white; EXIF orientation
-    is applied.
-
-    Args:
-        path: the image file.
-
-    Returns:
-        The upright image in mode ``"RGB"``.
-
-    Raises:
-        ImageReadError: naming the file, if it is missing, empty, not an image,
-            truncated or too large.
-    """
-    return _to_rgb(open_image(path))
-
-
 def _is_grayscale(image: Image.Image) -> bool:
     if image.mode in _GRAY_MODES or image.mode.startswith("I;16"):
         return True
-    thumb = _to_rgb(image)
+    thumb = to_rgb(image)
     if max(thumb.size) > _THUMBNAIL:
         thumb = thumb.copy()
         thumb.thumbnail((_THUMBNAIL, _THUMBNAIL), Image.Resampling.BILINEAR)
@@ -297,9 +236,7 @@ def scan_images(paths: Sequence[Path]) -> ScanResult:
         try:
             image = open_image(path, _THUMBNAIL)
         except ImageReadError as exc:
-            reason = str(exc)
-            prefix = f"{path}: "
-            reason = reason[len(prefix) :] if reason.startswith(prefix) else reason
+            reason = without_path(str(exc), path)
             result.corrupt.append((path, reason))
             warnings.warn(f"skipping unreadable image {path}: {reason}", DataWarning, stacklevel=2)
             continue
@@ -389,7 +326,7 @@ class PhotoDataset(Dataset):
             ImageReadError: naming the file, if it can no longer be read.
         """
         path = self.paths[index]
-        image = _resize_shorter(_to_rgb(open_image(path, self._target)), self._target)
+        image = _resize_shorter(to_rgb(open_image(path, self._target)), self._target)
         width, height = image.size
         if self.train:
             left = int(torch.randint(0, width - self.size + 1, ()).item())

@@ -1,88 +1,46 @@
-"""Reading photographs of any mode into colorkit's tensors, and writing results.
+"""Image files: reading photographs of any mode, writing results, finding images.
 
-The file-level colorization path works at full resolution without holding many
-full-size float images: the networks run on a small copy of the gray image
-(``working_size``), and their chroma is upsampled and combined with the file's own
-lightness in horizontal bands, straight into 8-bit output.
-
->>> import colorkit
->>> from colorkit.imaging import colorize_paths
->>> model = colorkit.build("pix2pix+mlp")
->>> report = colorize_paths(model, ["photos/"], "colorized/")  # doctest: +SKIP
+Everything that touches an image file goes through here: :func:`open_image` decodes
+(upright, in sRGB), :func:`load_rgb` and :func:`read_gray` convert any PIL mode to what
+training and colorizing need, :func:`save_image` writes atomically, and
+:func:`walk_images` finds the images under a folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import os
-import sys
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
-from tqdm import tqdm
 
-from colorkit.color import (
-    _KAPPA,
-    _RGB_TO_XYZ,
-    _WHITE_D65,
-    _XYZ_TO_RGB,
-    _lab_f,
-    linear_to_srgb,
-    srgb_to_linear,
-)
-from colorkit.files import atomic_path, remove_stale_temporaries
+from colorkit.color import srgb8_to_gray
+from colorkit.files import atomic_path
 from colorkit.registry import ColorkitError
-
-if TYPE_CHECKING:
-    from colorkit.engine import Colorizer
 
 __all__ = [
     "IMAGE_EXTENSIONS",
-    "ColorizeReport",
     "ImageReadError",
     "ImageWriteError",
-    "collect_inputs",
-    "colorize_file",
-    "colorize_paths",
+    "file_key",
+    "load_rgb",
     "open_image",
-    "output_path",
     "read_gray",
-    "recombine",
+    "same_file",
     "save_image",
+    "to_rgb",
+    "walk_images",
+    "without_path",
 ]
 
 #: File name endings recognised as images (compared case-insensitively).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-
-# input suffix -> output suffix; anything else (BMP, GIF, ...) is written as PNG
-_OUTPUT_SUFFIX = {
-    ".jpg": ".jpg",
-    ".jpeg": ".jpg",
-    ".jpe": ".jpg",
-    ".jfif": ".jpg",
-    ".png": ".png",
-    ".webp": ".webp",
-    ".tif": ".tif",
-    ".tiff": ".tif",
-}
-_SAVE_FORMAT = {".jpg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF"}
-_SAVE_OPTIONS: dict[str, dict[str, Any]] = {
-    "JPEG": {"quality": 95},
-    "WEBP": {"quality": 95},
-    # zlib level 6 (Pillow's default) takes several seconds on a 24-megapixel photo
-    "PNG": {"compress_level": 3},
-    "TIFF": {"compression": "tiff_deflate"},
-}
-_EXIF_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
-_EXIF_ORIENTATION = 0x0112
 
 
 class ImageReadError(ColorkitError, OSError):
@@ -170,74 +128,11 @@ def _to_srgb(image: Image.Image, path: Path) -> Image.Image:
     return converted
 
 
-# -- reading -------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one thread for banded work.
-
-    Each band is only ~2**18 pixels and goes through ~20 small operations: intra-op
-    threads gain little there, and when other processes share the cores, threads that
-    spin at every join make the same work ten times slower.
-    """
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _luminance_tables() -> tuple[np.ndarray, ...]:
-    # sRGB decoding of the 256 codes, weighted by each primary's share of Y: three table
-    # look-ups and two additions replace three powers per pixel
-    codes = srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255.0)
-    return tuple((codes * _RGB_TO_XYZ[1, c]).to(torch.float32).numpy() for c in range(3))
-
-
-_LUMINANCE_TABLES = _luminance_tables()
-
-
-def _gray_from_rgb8(rgb: np.ndarray) -> torch.Tensor:
-    """``rgb_to_gray`` of an ``H×W×C`` uint8 array (first three channels), banded."""
-    height, width = rgb.shape[:2]
-    step = max(1, _BAND_PIXELS // max(width, 1))
-    gray = torch.empty(height, width, dtype=torch.float32)
-    luminance = np.empty((min(step, height), width), dtype=np.float32)
-    scratch = np.empty_like(luminance)
-    red, green, blue = _LUMINANCE_TABLES
-    with _one_thread():
-        for top in range(0, height, step):
-            band = rgb[top : top + step]
-            lum, tmp = luminance[: len(band)], scratch[: len(band)]
-            np.take(red, band[..., 0], out=lum)
-            np.take(green, band[..., 1], out=tmp)
-            lum += tmp
-            np.take(blue, band[..., 2], out=tmp)
-            lum += tmp
-            gray[top : top + len(band)] = linear_to_srgb(torch.from_numpy(lum)).clamp_(0.0, 1.0)
-    return gray
-
-
+# -- converting modes ----------------------------------------------------------------------
 def _scaled(values: np.ndarray, scale: float) -> torch.Tensor:
     gray = torch.empty(values.shape, dtype=torch.float32)
     np.multiply(values, np.float32(1.0 / scale), out=gray.numpy(), dtype=np.float32)
     return gray.clamp_(0.0, 1.0)
-
-
-def _high_range_gray(image: Image.Image) -> torch.Tensor:
-    values = np.asarray(image)
-    if image.mode.startswith("I;16"):
-        return _scaled(values, 65535.0)
-    peak = float(values.max()) if values.size else 0.0
-    if image.mode == "F":
-        # floats are taken as [0, 1] intensities unless they clearly use a larger range
-        return _scaled(values, max(1.0, peak))
-    # 32-bit integers usually carry 16-bit data (PNG and TIFF readers); larger ranges scale
-    # by their own maximum
-    return _scaled(values, 65535.0 if peak <= 65535 else peak)
 
 
 def _normalise_mode(image: Image.Image) -> Image.Image:
@@ -253,6 +148,71 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
         return image.convert("RGBA" if mode != "P" or image.has_transparency_data else "RGB")
     # CMYK, YCbCr, HSV, RGBX, ...: Pillow's own conversion to RGB
     return image.convert("RGB")
+
+
+def _levels(image: Image.Image) -> np.ndarray:
+    """Values in ``[0, 1]`` of a 16-bit, 32-bit or floating single-channel image."""
+    values = np.asarray(image)
+    if image.mode.startswith("I;16"):
+        return values / np.float32(65535.0)
+    peak = float(values.max()) if values.size else 0.0
+    if image.mode == "F":
+        # floats are taken as [0, 1] intensities unless they clearly use a larger range
+        return values / np.float32(max(1.0, peak))
+    # 32-bit integers usually carry 16-bit data (PNG and TIFF readers); larger ranges scale
+    # by their own maximum
+    return values / np.float32(65535.0 if peak <= 65535 else peak)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert an image of any PIL mode to 8-bit RGB, compositing transparency on white.
+
+    16-bit, 32-bit and floating images are rescaled as :func:`read_gray` reads them,
+    not clipped.
+
+    Args:
+        image: the image (e.g. from :func:`open_image`).
+
+    Returns:
+        The image in mode ``"RGB"``.
+    """
+    mode = image.mode
+    if mode == "RGB" and not image.has_transparency_data:
+        return image
+    if mode.startswith("I") or mode == "F":
+        gray = np.clip(np.rint(_levels(image) * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if mode == "La":
+        # premultiplied, which Pillow cannot convert; over white that is L + (255 - A)
+        lum, alpha = (np.asarray(band, dtype=np.int16) for band in image.split())
+        gray = np.clip(lum + 255 - alpha, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    plain = _normalise_mode(image)
+    if plain.mode in ("LA", "RGBA"):
+        rgba = plain.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return plain.convert("RGB")
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """Read an image of any mode as 8-bit RGB.
+
+    Grayscale, palette, CMYK and 16-bit images are converted (16-bit values are
+    rescaled, not clipped); transparency is composited on white; EXIF orientation
+    is applied.
+
+    Args:
+        path: the image file.
+
+    Returns:
+        The upright image in mode ``"RGB"``.
+
+    Raises:
+        ImageReadError: naming the file, if it is missing, empty, not an image,
+            truncated or too large.
+    """
+    return to_rgb(open_image(path))
 
 
 def read_gray(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None, Image.Image]:
@@ -286,12 +246,12 @@ def read_gray(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None, Imag
                 alpha = _scaled(np.asarray(plain.getchannel("A")), 255.0)
         elif plain.mode in ("RGB", "RGBA"):
             values = np.asarray(plain)
-            gray = _gray_from_rgb8(values)
+            gray = srgb8_to_gray(values)
             if plain.mode == "RGBA":
                 alpha = _scaled(values[..., 3], 255.0)
             del values
         else:
-            gray = _high_range_gray(plain)
+            gray = torch.from_numpy(np.clip(_levels(plain), 0.0, 1.0).astype(np.float32))
     except (OSError, ValueError) as exc:
         raise ImageReadError(f"{path}: cannot convert {image.mode} image to gray ({exc})") from None
     del plain
@@ -299,183 +259,7 @@ def read_gray(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None, Imag
     return gray, None if alpha is None else alpha[None, None], image
 
 
-# -- recombining ---------------------------------------------------------------------------
-def _linear_taps(source: int, target: int) -> tuple[torch.Tensor, ...]:
-    """Indices and weights of 1-D linear resampling, as ``F.interpolate`` (align_corners=False).
-
-    PyTorch computes the source position ``scale * (i + 0.5) - 0.5`` in float32 with
-    one rounding (a fused multiply-add); positions are rounded the same way here, since
-    an error of one float32 step in a position of a few hundred is visible in ``ab``.
-    """
-    scale = torch.tensor(float(source), dtype=torch.float32) / target
-    position = (scale.double() * (torch.arange(target, dtype=torch.float64) + 0.5) - 0.5).float()
-    position.clamp_(min=0.0)
-    first = position.long().clamp_(max=source - 1)
-    second = (first + 1).clamp_(max=source - 1)
-    weight = (position - first).clamp_(0.0, 1.0)
-    return first, second, 1.0 - weight, weight
-
-
-def _lab_f_inverse_(f: torch.Tensor) -> torch.Tensor:
-    """The inverse of CIELAB's ``f``; overwrites ``f``."""
-    linear = (f * (116.0 / _KAPPA)).sub_(16.0 / _KAPPA)
-    cube = f.mul(f).mul_(f)
-    return torch.where(f > _F_KNEE, cube, linear, out=f)
-
-
-def _srgb8_table(size: int = 65536) -> np.ndarray:
-    levels = linear_to_srgb(torch.arange(size, dtype=torch.float64) / (size - 1))
-    return levels.clamp(0.0, 1.0).mul(255.0).add(0.5).to(torch.uint8).numpy()
-
-
-_F_KNEE = 6.0 / 29.0  # f(t) at t = epsilon, where CIELAB's f turns from linear to cube root
-_XYZ_TO_RGB_32 = _XYZ_TO_RGB.to(torch.float32)
-_WHITE_32 = _WHITE_D65.to(torch.float32)
-# linear light quantised to 16 bits -> 8-bit sRGB: within 0.03 of a level of the exact curve,
-# for a fraction of the cost of evaluating it per channel and pixel
-_SRGB8_TABLE = _srgb8_table()
-_SRGB8_STEPS = float(len(_SRGB8_TABLE) - 1)
-_BAND_PIXELS = 2**18  # bands this small stay in cache between the ~20 passes over them
-
-
-def _band_to_rgb8(gray: torch.Tensor, ab: torch.Tensor, out: np.ndarray) -> None:
-    """Write uint8 sRGB of CIELAB (L of ``gray`` (H×W), ``ab`` (2×H×W)) into ``out`` (H×W×3)."""
-    luminance = srgb_to_linear(gray)
-    fy = _lab_f(luminance)
-    xyz = torch.empty((3, *gray.shape), dtype=torch.float32)
-    torch.mul(_lab_f_inverse_(ab[0].mul(1.0 / 500.0).add_(fy)), _WHITE_32[0], out=xyz[0])
-    # Y is the gray's luminance itself (Yn = 1): the same as decoding L, without the round trip
-    xyz[1] = luminance
-    torch.mul(_lab_f_inverse_(ab[1].mul(-1.0 / 200.0).add_(fy)), _WHITE_32[2], out=xyz[2])
-    del fy
-    rgb = torch.mm(_XYZ_TO_RGB_32, xyz.view(3, -1)).view_as(xyz)
-    del xyz
-    # Colours outside sRGB are desaturated towards their gray in linear light, just enough
-    # to fit: luminance is linear in linear RGB, so it stays exactly the gray's, where
-    # clipping each channel would brighten or darken them. The largest channel is never
-    # below Y nor the smallest above it, so both ratios are at least 1 for colours inside.
-    top, bottom = rgb.amax(0), rgb.amin(0)
-    fit = (1.0 - luminance).div_(top.sub_(luminance).clamp_min_(1e-12))
-    bottom.neg_().add_(luminance).clamp_min_(1e-12)
-    fit = torch.minimum(fit, luminance.div(bottom)).clamp_max_(1.0)
-    del top, bottom
-    rgb.sub_(luminance).mul_(fit).add_(luminance)
-    del fit
-    levels = rgb.clamp_(0.0, 1.0).mul_(_SRGB8_STEPS).add_(0.5).to(torch.int32)
-    np.take(_SRGB8_TABLE, levels.permute(1, 2, 0).numpy(), out=out)
-
-
-def recombine(gray: torch.Tensor, ab: torch.Tensor, rows_per_chunk: int = 512) -> np.ndarray:
-    """Full-resolution 8-bit sRGB from a gray image and low-resolution chroma.
-
-    The result is CIELAB with ``L`` from ``gray`` (:func:`colorkit.color.gray_to_lightness`)
-    and ``a``, ``b`` upsampled bilinearly from ``ab`` exactly as
-    ``F.interpolate(ab, size=(H, W), mode="bilinear", align_corners=False)``. Colours
-    outside the sRGB gamut are desaturated towards their own gray (in linear light)
-    until they fit, so the output keeps the gray's luminance everywhere. Linear light is
-    encoded to 8-bit sRGB through a 16-bit table (within 0.03 of a level of the exact
-    curve). The work is done in horizontal bands: memory beyond the output is a few bands
-    of float32.
-
-    Args:
-        gray: ``1×1×H×W`` gray in ``[0, 1]``.
-        ab: ``1×2×h×w`` CIELAB chroma (unscaled, as :meth:`Colorizer.predict_chroma`
-            returns it), on any device.
-        rows_per_chunk: the most output rows per band (bands are also kept to about
-            2**18 pixels, which keeps them in cache).
-
-    Returns:
-        ``H×W×3`` uint8 sRGB array.
-
-    Raises:
-        ValueError: if the shapes are not as above or ``rows_per_chunk`` is below 1.
-    """
-    if gray.dim() != 4 or gray.shape[:2] != (1, 1) or not gray.is_floating_point():
-        raise ValueError(f"gray must be a float tensor shaped 1×1×H×W, got {tuple(gray.shape)}")
-    if ab.dim() != 4 or ab.shape[:2] != (1, 2) or not ab.is_floating_point():
-        raise ValueError(f"ab must be a float tensor shaped 1×2×h×w, got {tuple(ab.shape)}")
-    if rows_per_chunk < 1:
-        raise ValueError(f"rows_per_chunk must be at least 1, got {rows_per_chunk}")
-    with torch.no_grad(), _one_thread():
-        gray = gray.detach()[0, 0].to("cpu", torch.float32)
-        chroma = ab.detach()[0].to("cpu", torch.float32)
-        height, width = gray.shape
-        # horizontal pass once at the low resolution (2×h×W, small); the vertical pass per
-        # band then gives F.interpolate's separable bilinear result row for row
-        left, right, left_weight, right_weight = _linear_taps(chroma.shape[2], width)
-        chroma = chroma.index_select(2, left).mul_(left_weight) + chroma.index_select(
-            2, right
-        ).mul_(right_weight)
-        upper, lower, upper_weight, lower_weight = _linear_taps(chroma.shape[1], height)
-        out = np.empty((height, width, 3), dtype=np.uint8)
-        step = min(rows_per_chunk, max(1, _BAND_PIXELS // width))
-        for top in range(0, height, step):
-            rows = slice(top, min(height, top + step))
-            band = chroma.index_select(1, upper[rows]).mul_(upper_weight[rows, None])
-            band += chroma.index_select(1, lower[rows]).mul_(lower_weight[rows, None])
-            _band_to_rgb8(gray[rows], band, out[rows])
-    return out
-
-
 # -- writing -------------------------------------------------------------------------------
-def _same_file(a: Path, b: Path) -> bool:
-    # case-folded comparison errs on the safe side on case-insensitive file systems
-    if str(a.resolve()).casefold() == str(b.resolve()).casefold():
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _output_suffix(src: Path, has_alpha: bool) -> str:
-    return ".png" if has_alpha else _OUTPUT_SUFFIX.get(src.suffix.lower(), ".png")
-
-
-def _candidates(src: Path, out_dir: Path, has_alpha: bool) -> Iterator[Path]:
-    suffix = _output_suffix(src, has_alpha)
-    yield out_dir / f"{src.stem}{suffix}"
-    yield out_dir / f"{src.stem}.colorized{suffix}"
-    number = 2
-    while True:
-        yield out_dir / f"{src.stem}.colorized-{number}{suffix}"
-        number += 1
-
-
-def output_path(src: Path, out_dir: Path, has_alpha: bool) -> Path:
-    """Where the colorized version of ``src`` is written.
-
-    The name is the input's stem with the suffix of a format that can hold the result:
-    JPEG inputs give ``.jpg``, PNG ``.png``, WEBP ``.webp``, TIFF ``.tif``; BMP and any
-    other format give ``.png``, and so does any image with alpha. If that path is the
-    input file itself (``out_dir`` is the input's folder and the suffix is unchanged),
-    ``.colorized`` is added before the suffix.
-
-    Args:
-        src: the input file.
-        out_dir: the output folder.
-        has_alpha: whether the result has an alpha channel.
-
-    Returns:
-        ``out_dir / name``, never the same file as ``src``.
-    """
-    src, out_dir = Path(src), Path(out_dir)
-    for candidate in _candidates(src, out_dir, has_alpha):
-        if not _same_file(candidate, src):
-            return candidate
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _exif_bytes(image: Image.Image) -> bytes | None:
-    try:
-        exif = image.getexif()
-        # the pixels are already upright; a stale orientation would rotate them again
-        exif.pop(_EXIF_ORIENTATION, None)
-        return exif.tobytes() if len(exif) else None
-    except Exception:  # damaged metadata must not cost the picture
-        return None
-
-
 def save_image(image: Image.Image, target: Path, options: dict[str, Any]) -> None:
     """Save an image atomically: a temporary file in the same folder, fsync, then a rename.
 
@@ -497,242 +281,91 @@ def save_image(image: Image.Image, target: Path, options: dict[str, Any]) -> Non
         raise ImageWriteError(f"{target}: cannot write ({reason})") from None
 
 
-def _metadata(image: Image.Image) -> dict[str, Any]:
-    """What is carried over to the result: EXIF (less the orientation) and resolution."""
-    kept: dict[str, Any] = {}
-    if exif := _exif_bytes(image):
-        kept["exif"] = exif
-    dpi = image.info.get("dpi")
-    with contextlib.suppress(TypeError, ValueError):
-        if len(dpi) == 2 and all(float(v) > 0 for v in dpi):
-            kept["dpi"] = tuple(round(float(v)) for v in dpi)
-    return kept
+# -- finding -------------------------------------------------------------------------------
+def walk_images(root: str | Path, exclude: str | Path | None = None) -> Iterator[Path]:
+    """The image files under a folder, recursively, folder by folder.
 
-
-def _write_result(
-    rgb: np.ndarray, alpha: torch.Tensor | None, metadata: dict[str, Any], target: Path
-) -> None:
-    result = Image.fromarray(rgb)
-    if alpha is not None:
-        levels = alpha[0, 0].mul(255.0).round_().to(torch.uint8).numpy()
-        result.putalpha(Image.fromarray(levels))
-    image_format = _SAVE_FORMAT[target.suffix.lower()]
-    options: dict[str, Any] = {"format": image_format, **_SAVE_OPTIONS[image_format]}
-    if image_format in _EXIF_FORMATS and "exif" in metadata:
-        options["exif"] = metadata["exif"]
-    if "dpi" in metadata:
-        options["dpi"] = metadata["dpi"]
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ImageWriteError(f"{target}: cannot create its folder ({exc})") from None
-    save_image(result, target, options)
-
-
-def _output_folder(out_dir: str | Path) -> Path:
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ImageWriteError(f"{out_dir}: cannot create output folder ({exc})") from None
-    return out_dir
-
-
-def _check_working_size(working_size: int) -> None:
-    if isinstance(working_size, bool) or not isinstance(working_size, int) or working_size < 1:
-        raise ValueError(f"working_size must be a positive number of pixels, got {working_size!r}")
-
-
-def _colorize_to(
-    model: Colorizer,
-    src: Path,
-    out_dir: Path,
-    working_size: int,
-    taken: set[str] | None = None,
-) -> Path:
-    gray, alpha, image = read_gray(src)
-    metadata = _metadata(image)
-    del image  # the decoded pixels are not needed again
-    if taken is None:
-        target = output_path(src, out_dir, alpha is not None)
-    else:
-        target = next(
-            candidate
-            for candidate in _candidates(src, out_dir, alpha is not None)
-            if _key(candidate) not in taken and not _same_file(candidate, src)
-        )
-    ab = model.predict_chroma(gray, working_size=working_size)
-    rgb = recombine(gray, ab)
-    del gray, ab
-    _write_result(rgb, alpha, metadata, target)
-    return target
-
-
-def colorize_file(
-    model: Colorizer, src: str | Path, out_dir: str | Path, working_size: int = 256
-) -> Path:
-    """Colorize one image file at its full resolution.
-
-    The networks run on the gray image resized to ``working_size``; their chroma is
-    upsampled and combined with the file's own lightness (:func:`recombine`), alpha is
-    re-attached, and the result is written to :func:`output_path` through a temporary
-    file, so a failed write leaves any earlier file there intact. JPEG and WEBP are
-    written at quality 95; EXIF metadata (less the orientation) and DPI are kept.
+    Hidden files and folders (names starting with ``.``: temporary files, ``.git``, the
+    ``._photo.jpg`` resource forks macOS leaves on shared drives) are skipped, and so
+    are names without one of :data:`IMAGE_EXTENSIONS` (any letter case). Symbolic links
+    to folders are followed once each, so a link loop ends.
 
     Args:
-        model: the colorization model.
-        src: the image file.
-        out_dir: the output folder (created if needed).
-        working_size: longer side, in pixels, the networks run at.
+        root: the folder to search (nothing is found if it is not one).
+        exclude: a folder under ``root`` not to search (e.g. an output folder).
 
-    Returns:
-        The path written.
-
-    Raises:
-        ImageReadError: naming the file, if it cannot be read.
-        ImageWriteError: naming the output, if it cannot be written.
-        ValueError: if ``working_size`` is not a positive integer.
+    Yields:
+        ``root`` joined with each file's relative path: a folder's files in sorted
+        order, then its subfolders in sorted order.
     """
-    _check_working_size(working_size)
-    out_dir = _output_folder(out_dir)
-    return _colorize_to(model, Path(src), out_dir, working_size)
-
-
-# -- many files ----------------------------------------------------------------------------
-@dataclass
-class ColorizeReport:
-    """What :func:`colorize_paths` did.
-
-    Attributes:
-        written: the output files, in input order.
-        failed: ``(input, reason)`` for every input that could not be colorized.
-    """
-
-    written: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Input:
-    path: Path
-    subfolder: Path  # where its output goes, relative to the output folder
-    exists: bool = True
-
-
-def _key(path: Path) -> str:
-    return str(path.resolve()).casefold()
-
-
-def _walk_images(root: Path, exclude: Path | None) -> Iterator[Path]:
-    excluded = _key(exclude) if exclude is not None else None
-    for folder, subfolders, files in os.walk(root):
-        # hidden entries are skipped: temporary files, and the "._name.jpg" resource forks
-        # macOS leaves on shared drives, which are not images
+    excluded = file_key(Path(exclude)) if exclude is not None else None
+    seen: set[str] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink loop, or two links to one folder
+            subfolders[:] = []
+            continue
+        seen.add(real)
         subfolders[:] = sorted(
             name
             for name in subfolders
-            if not name.startswith(".") and _key(Path(folder, name)) != excluded
+            if not name.startswith(".") and file_key(Path(folder, name)) != excluded
         )
+        base = Path(folder)
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                yield Path(folder, name)
+            path = base / name
+            image = not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+            if image and path.is_file():  # not a broken link or a device
+                yield path
 
 
-def _collect(inputs: Sequence[str | Path], exclude: Path | None = None) -> list[_Input]:
-    if isinstance(inputs, (str, Path)):
-        inputs = [inputs]
-    seen: set[str] = set()
-    found: list[_Input] = []
+def file_key(path: str | Path) -> str:
+    """The text by which two paths are told apart: resolved and case-folded.
 
-    def add(item: _Input) -> None:
-        key = _key(item.path)
-        if key not in seen:
-            seen.add(key)
-            found.append(item)
-
-    for given in inputs:
-        path = Path(given)
-        if path.is_dir():
-            for file in _walk_images(path, exclude):
-                add(_Input(file, file.parent.relative_to(path)))
-        else:
-            add(_Input(path, Path(), path.is_file()))
-    return found
-
-
-def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
-    """The image files named by files and folders.
-
-    Files are taken as given, whatever their suffix; folders are searched
-    recursively (in sorted order, skipping hidden entries) for files whose suffix is
-    in :data:`IMAGE_EXTENSIONS`, case-insensitively. A path that does not exist is
-    kept in the list, so that :func:`colorize_paths` reports it as failed. A file
-    named twice is listed once.
+    Case-folding errs on the safe side on case-insensitive file systems: two names that
+    differ only in case are taken for one file.
 
     Args:
-        inputs: files and folders.
+        path: a path.
 
     Returns:
-        The files, in the order given.
+        The key.
     """
-    return [item.path for item in _collect(inputs)]
+    return str(Path(path).resolve()).casefold()
 
 
-def _reason(exc: BaseException, path: Path) -> str:
-    message = str(exc) or type(exc).__name__
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name the same file (case-insensitively, to be safe).
+
+    Args:
+        a: a path.
+        b: another path.
+
+    Returns:
+        True if they resolve to the same path, ignoring letter case, or are the same
+        existing file.
+    """
+    a, b = Path(a), Path(b)
+    if file_key(a) == file_key(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def without_path(message: str, path: str | Path) -> str:
+    """An error message about a file without the file's name in front.
+
+    colorkit's file errors read ``"<path>: <reason>"``; a report that names the file
+    already wants the reason alone.
+
+    Args:
+        message: the message.
+        path: the file it is about.
+
+    Returns:
+        The reason.
+    """
     prefix = f"{path}: "
     return message[len(prefix) :] if message.startswith(prefix) else message
-
-
-def colorize_paths(
-    model: Colorizer,
-    inputs: Sequence[str | Path],
-    out_dir: str | Path,
-    working_size: int = 256,
-    progress: bool = True,
-) -> ColorizeReport:
-    """Colorize every image named by files and folders, carrying on past bad files.
-
-    Inputs are gathered by :func:`collect_inputs`; images found in a folder keep
-    their subfolder under ``out_dir``. Each is written by :func:`colorize_file`'s
-    rules, and never onto any input of the run or onto another output of the run
-    (``.colorized`` or ``.colorized-2``, ... is added to the name instead). A file
-    that is missing, empty, corrupt or cannot be written is recorded in
-    :attr:`ColorizeReport.failed` and the others go on.
-
-    Args:
-        model: the colorization model.
-        inputs: image files and folders (folders are searched recursively).
-        out_dir: the output folder (created if needed; never searched as an input
-            when it lies inside an input folder).
-        working_size: longer side, in pixels, the networks run at.
-        progress: show a progress bar on stderr.
-
-    Returns:
-        The files written and the inputs that failed, with the reason.
-
-    Raises:
-        ImageWriteError: if ``out_dir`` cannot be created.
-        ValueError: if ``working_size`` is not a positive integer.
-    """
-    _check_working_size(working_size)
-    out_dir = _output_folder(out_dir)
-    items = _collect(inputs, exclude=out_dir)
-    # every input is off limits as an output, and so is every output already written
-    taken = {_key(item.path) for item in items}
-    for folder in sorted({out_dir / item.subfolder for item in items}):
-        remove_stale_temporaries(folder)
-    report = ColorizeReport()
-    bar = tqdm(items, desc="colorize", unit="image", file=sys.stderr, disable=not progress)
-    for item in bar:
-        if not item.exists:
-            report.failed.append((item.path, "no such file or folder"))
-            continue
-        try:
-            written = _colorize_to(model, item.path, out_dir / item.subfolder, working_size, taken)
-        except (ColorkitError, OSError, ValueError, MemoryError) as exc:
-            report.failed.append((item.path, _reason(exc, item.path)))
-            continue
-        taken.add(_key(written))
-        report.written.append(written)
-    return report

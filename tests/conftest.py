@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from support import build_tiny, smooth_batch
+from support import build_tiny, make_mixed_folder, smooth_batch
 
 import colorkit
 
@@ -46,3 +46,9 @@ def photo_folder(tmp_path: Path) -> Path:
         image = np.stack(channels, axis=-1).astype(np.uint8)
         Image.fromarray(image).save(folder / f"photo{i}.png")
     return folder
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path) -> Path:
+    """A folder of good, bad and grayscale files of many formats and modes."""
+    return make_mixed_folder(tmp_path)

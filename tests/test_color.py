@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from support import gray_of
 
 from colorkit.color import (
+    _linear_taps,
     gray_to_lightness,
     lab_to_rgb,
     linear_to_srgb,
+    recombine,
     rgb_to_gray,
     rgb_to_lab,
     srgb_to_linear,
@@ -173,3 +178,71 @@ def test_lab_to_rgb_in_gamut_keeps_lightness_and_leaves_gamut_colours_alone() ->
     assert (rgb_to_gray(lab_to_rgb(lab)) - gray).abs().max().item() > 0.05  # clipping moves L
     inside = torch.rand(2, 3, 16, 16)
     assert (lab_to_rgb_in_gamut(rgb_to_lab(inside)) - inside).abs().max().item() < 1e-4
+
+
+# -- recombine -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ((37, 29), (300, 230)),
+        ((23, 64), (100, 33)),
+        ((171, 256), (4000, 300)),
+        ((171, 256), (300, 6000)),
+        ((3, 5), (7, 11)),
+    ],
+)
+def test_chroma_taps_match_f_interpolate(source: tuple[int, int], target: tuple[int, int]) -> None:
+    generator = torch.Generator().manual_seed(1)
+    ab = torch.randn(1, 2, *source, generator=generator) * 40.0
+    reference = F.interpolate(ab, size=target, mode="bilinear", align_corners=False)[0]
+    left, right, left_weight, right_weight = _linear_taps(source[1], target[1])
+    up, down, up_weight, down_weight = _linear_taps(source[0], target[0])
+    rows = ab[0].index_select(2, left) * left_weight + ab[0].index_select(2, right) * right_weight
+    ours = rows.index_select(1, up) * up_weight[:, None]
+    ours += rows.index_select(1, down) * down_weight[:, None]
+    assert (ours - reference).abs().max() < 1e-4
+
+
+def smooth_gray(height: int, width: int, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
+    wave = 0.5 + 0.5 * torch.sin(9.0 * x + 4.0 * y) * torch.cos(5.0 * y)
+    return (low + (high - low) * wave)[None, None].float()
+
+
+def test_recombine_in_bands_equals_one_band() -> None:
+    gray = smooth_gray(301, 229)
+    ab = torch.randn(1, 2, 40, 31, generator=torch.Generator().manual_seed(2)) * 30.0
+    whole = recombine(gray, ab, rows_per_chunk=10_000)
+    for rows in (1, 7, 64):
+        np.testing.assert_array_equal(recombine(gray, ab, rows_per_chunk=rows), whole)
+    assert whole.shape == (301, 229, 3) and whole.dtype == np.uint8
+
+
+def test_recombine_is_cielab_with_the_gray_lightness() -> None:
+    # mid grays and modest chroma stay inside sRGB, where no gamut fitting happens
+    gray = smooth_gray(64, 80, 0.3, 0.8)
+    ab = torch.randn(1, 2, 9, 11, generator=torch.Generator().manual_seed(3)) * 12.0
+    upsampled = F.interpolate(ab, size=(64, 80), mode="bilinear", align_corners=False)
+    reference = lab_to_rgb(torch.cat([gray_to_lightness(gray), upsampled], dim=1), clamp=False)
+    assert reference.min() >= 0.0 and reference.max() <= 1.0
+    expected = reference[0].permute(1, 2, 0).numpy() * 255.0
+    ours = recombine(gray, ab, rows_per_chunk=5).astype(np.float64)
+    assert np.abs(ours - expected).max() <= 0.6  # rounding to 8 bits, and nothing more
+
+
+def test_recombine_keeps_luminance_of_colours_outside_srgb() -> None:
+    gray = smooth_gray(48, 48)  # from black to white
+    ab = torch.full((1, 2, 3, 3), 90.0)  # far outside sRGB at most lightnesses
+    rgb = recombine(gray, ab)
+    error = np.abs(gray_of(rgb) - gray[0, 0].double().numpy())
+    assert error.max() < 1.0 / 255
+    assert (rgb[..., 0].astype(int) - rgb[..., 2]).max() > 50  # still strongly coloured
+
+
+def test_recombine_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="gray"):
+        recombine(torch.rand(1, 3, 4, 4), torch.zeros(1, 2, 2, 2))
+    with pytest.raises(ValueError, match="ab"):
+        recombine(torch.rand(1, 1, 4, 4), torch.zeros(1, 3, 2, 2))
+    with pytest.raises(ValueError, match="rows_per_chunk"):
+        recombine(torch.rand(1, 1, 4, 4), torch.zeros(1, 2, 2, 2), rows_per_chunk=0)

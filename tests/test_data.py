@@ -10,11 +10,20 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from support import linear_rgb_icc
+from support import (
+    CORRUPT,
+    GRAYSCALE,
+    USABLE,
+    color_array,
+    exif_rotated_jpeg,
+    linear_rgb_icc,
+    noise_array,
+    save,
+    save_rgb,
+)
 
 from colorkit.color import linear_to_srgb
 from colorkit.data import (
-    IMAGE_EXTENSIONS,
     DataError,
     DataWarning,
     PhotoDataset,
@@ -22,107 +31,11 @@ from colorkit.data import (
     embedded_photos,
     find_images,
     load_photos,
-    load_rgb,
     scan_images,
     split_paths,
 )
-from colorkit.imaging import ImageReadError
+from colorkit.imaging import IMAGE_EXTENSIONS, ImageReadError, load_rgb
 from colorkit.registry import ColorkitError
-
-# -- made-up images ---------------------------------------------------------------------
-
-
-def color_array(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A smooth colour image (survives JPEG) with a seed-dependent tint."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    tint = rng.uniform(0.3, 1.0, size=3)
-    red = 255 * tint[0] * x / max(width - 1, 1)
-    green = 255 * tint[1] * y / max(height - 1, 1)
-    blue = 255 * tint[2] * (1 - x / max(width - 1, 1))
-    return np.stack([red, green, blue], axis=-1).round().astype(np.uint8)
-
-
-def noise_array(height: int, width: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def save(path: Path, image: Image.Image, **options: object) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, **options)
-    return path
-
-
-def save_rgb(path: Path, height: int = 24, width: int = 32, seed: int = 0, **options) -> Path:
-    return save(path, Image.fromarray(color_array(height, width, seed)), **options)
-
-
-def truncated_jpeg(path: Path) -> Path:
-    # large enough that the scan's reduced-scale JPEG decoding is in play
-    full = path.with_name("full_" + path.name)
-    save(full, Image.fromarray(noise_array(256, 256)), quality=95)
-    data = full.read_bytes()
-    full.unlink()
-    path.write_bytes(data[: len(data) // 2])
-    return path
-
-
-def exif_rotated_jpeg(path: Path, width: int = 40, height: int = 20) -> Path:
-    """Stored left red / right blue; EXIF orientation 6 says "rotate 90° clockwise to view"."""
-    array = np.zeros((height, width, 3), dtype=np.uint8)
-    array[:, : width // 2] = (220, 20, 20)
-    array[:, width // 2 :] = (20, 20, 220)
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    return save(path, Image.fromarray(array), exif=exif, quality=95)
-
-
-@pytest.fixture
-def mixed_folder(tmp_path: Path) -> Path:
-    """A folder of good, bad and grayscale files of many formats and modes."""
-    root = tmp_path / "photos"
-    save_rgb(root / "a.jpg", seed=1)
-    save_rgb(root / "B.PNG", seed=2)
-    save_rgb(root / "nested" / "c.webp", seed=3)
-    save_rgb(root / "nested" / "deeper" / "d.bmp", seed=4)
-    save_rgb(root / "nested" / "e.TIFF", seed=5)
-    save_rgb(root / "f.JPEG", seed=6)
-    save(root / "rgba.png", Image.fromarray(color_array(24, 32, 7)).convert("RGBA"))
-    save(root / "palette.png", Image.fromarray(color_array(24, 32, 8)).convert("P"))
-    save(root / "cmyk.jpg", Image.fromarray(color_array(24, 32, 9)).convert("CMYK"))
-    exif_rotated_jpeg(root / "rotated.jpg")
-    # grayscale sources
-    gray = color_array(24, 32, 10)[..., 0]
-    save(root / "gray_l.jpg", Image.fromarray(gray, "L"))
-    save(root / "gray_rgb.jpg", Image.fromarray(np.stack([gray] * 3, axis=-1)))
-    save(root / "gray_l.png", Image.fromarray(gray, "L"))
-    save(root / "gray16.png", Image.fromarray(gray.astype(np.uint16) * 257))
-    # unreadable files
-    (root / "empty.jpg").write_bytes(b"")
-    truncated_jpeg(root / "truncated.jpg")
-    (root / "notes.png").write_text("not an image at all\n")
-    # ignored: hidden file, hidden folder, other extensions
-    save_rgb(root / ".hidden.jpg")
-    save_rgb(root / ".cache" / "thumb.jpg")
-    (root / "readme.txt").write_text("hello")
-    save_rgb(root / "anim.gif")
-    return root
-
-
-USABLE = {
-    "a.jpg",
-    "B.PNG",
-    "nested/c.webp",
-    "nested/deeper/d.bmp",
-    "nested/e.TIFF",
-    "f.JPEG",
-    "rgba.png",
-    "palette.png",
-    "cmyk.jpg",
-    "rotated.jpg",
-}
-GRAYSCALE = {"gray_l.jpg", "gray_rgb.jpg", "gray_l.png", "gray16.png"}
-CORRUPT = {"empty.jpg", "truncated.jpg", "notes.png"}
 
 
 def relative(paths: list[Path], root: Path) -> list[str]:
@@ -289,74 +202,6 @@ def test_scan_with_nothing_usable_names_the_folder(tmp_path):
         scan_images(sorted(folder.iterdir()))
     with pytest.raises(DataError, match="no image files to scan"):
         scan_images([])
-
-
-# -- load_rgb ---------------------------------------------------------------------------
-
-
-def test_load_rgb_converts_every_mode(mixed_folder):
-    for name in USABLE | GRAYSCALE:
-        image = load_rgb(mixed_folder / name)
-        assert image.mode == "RGB", name
-        assert image.size == ((20, 40) if name == "rotated.jpg" else (32, 24)), name
-
-
-def test_load_rgb_composites_alpha_on_white(tmp_path):
-    array = np.zeros((4, 4, 4), dtype=np.uint8)
-    array[..., :3] = (10, 200, 30)
-    array[:2, :, 3] = 255  # top opaque, bottom fully transparent
-    array[2:, :, :3] = 0  # colour under the transparency must not show
-    rgb = np.asarray(load_rgb(save(tmp_path / "rgba.png", Image.fromarray(array, "RGBA"))))
-    assert (rgb[:2] == (10, 200, 30)).all()
-    assert (rgb[2:] == 255).all()
-
-    la = np.zeros((4, 4, 2), dtype=np.uint8)
-    la[..., 0] = 50
-    la[:, 2:, 1] = 255
-    rgb = np.asarray(load_rgb(save(tmp_path / "la.png", Image.fromarray(la, "LA"))))
-    assert (rgb[:, :2] == 255).all() and (rgb[:, 2:] == 50).all()
-
-
-def test_load_rgb_keeps_palette_colours(tmp_path):
-    array = np.zeros((4, 4, 3), dtype=np.uint8)
-    array[:, :2] = (255, 0, 0)
-    array[:, 2:] = (0, 0, 255)
-    image = Image.fromarray(array).convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
-    rgb = np.asarray(load_rgb(save(tmp_path / "p.png", image)))
-    assert (rgb == array).all()
-
-
-def test_load_rgb_rescales_16_bit(tmp_path):
-    levels = np.array([[0, 257 * 128, 65535, 257 * 10]], dtype=np.uint16)
-    path = save(tmp_path / "i16.png", Image.fromarray(levels))
-    assert Image.open(path).mode.startswith("I")
-    rgb = np.asarray(load_rgb(path))
-    assert rgb[0, :, 0].tolist() == [0, 128, 255, 10]
-    assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
-
-
-def test_load_rgb_converts_cmyk(tmp_path):
-    array = color_array(24, 32, seed=4)
-    path = save(tmp_path / "cmyk.jpg", Image.fromarray(array).convert("CMYK"), quality=98)
-    assert Image.open(path).mode == "CMYK"
-    rgb = np.asarray(load_rgb(path)).astype(int)
-    assert np.abs(rgb - array.astype(int)).mean() < 6
-
-
-def test_load_rgb_applies_exif_rotation(tmp_path):
-    path = exif_rotated_jpeg(tmp_path / "rot.jpg")
-    assert Image.open(path).size == (40, 20)
-    rgb = np.asarray(load_rgb(path)).astype(int)
-    assert rgb.shape == (40, 20, 3)
-    top, bottom = rgb[:15].mean(axis=(0, 1)), rgb[25:].mean(axis=(0, 1))
-    assert top[0] > 150 > top[2]  # the stored left (red) half is on top once upright
-    assert bottom[2] > 150 > bottom[0]
-
-
-def test_load_rgb_errors_name_the_file(mixed_folder):
-    for name in CORRUPT:
-        with pytest.raises(ImageReadError, match=name):
-            load_rgb(mixed_folder / name)
 
 
 # -- PhotoDataset -----------------------------------------------------------------------
