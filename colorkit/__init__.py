@@ -20,6 +20,7 @@ from colorkit.registry import (
     PluginLoadWarning,
     UnknownComponentError,
     create,
+    default_registry,
     list_components,
 )
 from colorkit.version import __version__

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
+import inspect
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from colorkit.registry import KINDS, ColorkitError
+from colorkit.checkpoint import DTYPES, export_weights, load
+from colorkit.colorizing import colorize_paths
+from colorkit.data import SPLITS, evaluation_photos, photo_folder
+from colorkit.demo import DEMO, demo
+from colorkit.engine import Colorizer
+from colorkit.fast import PRECISIONS
+from colorkit.files import write_json
+from colorkit.metrics import comparison_table
+from colorkit.metrics import evaluate as evaluate_model
+from colorkit.registry import KINDS, ColorkitError, default_registry
+from colorkit.trainer import DEVICES, TrainConfig, resolve_device, train
 from colorkit.version import __version__
 from colorkit.weights import DEFAULT_WEIGHTS
 
 __all__ = ["build_parser", "main", "parse_overrides"]
+
+#: ``colorkit train``'s defaults: the fields of :class:`~colorkit.trainer.TrainConfig`.
+_DEFAULTS = TrainConfig()
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
@@ -43,17 +58,17 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default=_DEFAULTS.device, choices=DEVICES)
     parser.add_argument(
         "--precision",
-        default="auto",
-        choices=("auto", "bf16", "fp32"),
+        default=_DEFAULTS.precision,
+        choices=PRECISIONS,
         help="bf16 autocast where the hardware runs it fast (auto), always, or never",
     )
 
 
-def _train_options(parser: argparse.ArgumentParser, steps: int, size: int) -> None:
-    parser.add_argument("--recipe", default="pix2pix+mlp", help="see `colorkit list recipe`")
+def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    parser.add_argument("--recipe", default=defaults.recipe, help="see `colorkit list recipe`")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -63,17 +78,27 @@ def _train_options(parser: argparse.ArgumentParser, steps: int, size: int) -> No
         help="override a recipe field or component option, e.g. --set refiner_patch=8 (repeat)",
     )
     parser.add_argument("--data", help="folder of color photos (default: the embedded photos)")
-    parser.add_argument("--size", type=int, default=size, help="training crop size")
-    parser.add_argument("--steps", type=int, default=steps, help="total training iterations")
-    parser.add_argument("--batch", type=int, default=4, help="images per iteration per process")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--sample-every", type=int, default=250)
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--keep", type=int, default=3, help="checkpoints to keep")
+    parser.add_argument("--out", default=defaults.out, help="run directory")
+    parser.add_argument("--size", type=int, default=defaults.size, help="training crop size")
     parser.add_argument(
-        "--test-fraction", type=float, default=0.2, help="share of --data held out for samples"
+        "--steps", type=int, default=defaults.steps, help="total training iterations"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=defaults.batch, help="images per iteration per process"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--workers", type=int, default=defaults.workers, help="data-loading processes"
+    )
+    parser.add_argument("--log-every", type=int, default=defaults.log_every)
+    parser.add_argument("--sample-every", type=int, default=defaults.sample_every)
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
+    parser.add_argument("--keep", type=int, default=defaults.keep, help="checkpoints to keep")
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=defaults.test_fraction,
+        help="share of --data held out for samples",
     )
     parser.add_argument(
         "--eval-data",
@@ -82,6 +107,11 @@ def _train_options(parser: argparse.ArgumentParser, steps: int, size: int) -> No
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_device(parser)
+
+
+def _default(function: Any, name: str) -> Any:
+    """A parameter's default, so that an option and its function cannot disagree."""
+    return inspect.signature(function).parameters[name].default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,8 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a recipe on a folder of photos",
         description="Train a recipe; writes checkpoints, metrics.jsonl and sample grids to --out.",
     )
-    _train_options(train, steps=1000, size=256)
-    train.add_argument("--out", default="runs/colorkit", help="run directory")
+    _train_options(train, _DEFAULTS)
     train.add_argument(
         "--resume", action="store_true", help="continue from the newest checkpoint in --out"
     )
@@ -115,16 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("checkpoint", nargs="+", help="one or more .safetensors checkpoints")
     evaluate.add_argument("--data", help="folder of color photos (default: the embedded photos)")
-    evaluate.add_argument("--size", type=int, default=256, help="evaluation crop size")
+    evaluate.add_argument("--size", type=int, default=_DEFAULTS.size, help="evaluation crop size")
     evaluate.add_argument(
         "--split",
-        choices=("all", "test", "train"),
-        default="all",
+        choices=SPLITS,
+        default=_default(evaluation_photos, "split"),
         help="all photos in --data, or the seeded test/train split used by training",
     )
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the split")
-    evaluate.add_argument("--test-fraction", type=float, default=0.2)
-    evaluate.add_argument("--batch", type=int, default=8)
+    evaluate.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="seed of the split")
+    evaluate.add_argument("--test-fraction", type=float, default=_DEFAULTS.test_fraction)
+    evaluate.add_argument("--batch", type=int, default=_default(evaluate_model, "batch_size"))
     evaluate.add_argument("--json", type=Path, help="write the scores as JSON here")
     evaluate.add_argument("--no-progress", action="store_true")
     _add_device(evaluate)
@@ -149,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     colorize.add_argument(
         "--working-size",
         type=int,
-        default=256,
+        default=_default(colorize_paths, "working_size"),
         help="longer side the networks run at; chroma is upsampled to full resolution",
     )
     colorize.add_argument("--no-progress", action="store_true")
@@ -166,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--out", required=True, type=Path, help="the file to write")
     export.add_argument(
         "--dtype",
-        default="fp32",
-        choices=("fp32", "bf16", "fp16"),
+        default=_default(export_weights, "dtype"),
+        choices=tuple(DTYPES),
         help="stored precision of the weights (bf16 and fp16 halve the file)",
     )
 
@@ -184,47 +213,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("pattern", nargs="?", help="wildcard on names, e.g. 'unet*'")
 
-    demo = commands.add_parser(
+    demo_command = commands.add_parser(
         "demo",
         help="train briefly on the embedded photos, then evaluate and colorize them",
         description="A few minutes on a CPU: trains on the embedded photos, prints the scores "
         "of the held-out photo and writes demo.png (gray | truth | generator | refined).",
     )
-    _train_options(demo, steps=200, size=128)
-    demo.add_argument("--out", default="runs/demo", help="run directory")
+    _train_options(demo_command, DEMO)
     return parser
 
 
-def _train_config(args: argparse.Namespace) -> Any:
-    from colorkit.trainer import TrainConfig
-
-    return TrainConfig(
-        recipe=args.recipe,
-        overrides=parse_overrides(args.overrides),
-        data=args.data,
-        out=args.out,
-        size=args.size,
-        steps=args.steps,
-        batch=args.batch,
-        seed=args.seed,
-        device=args.device,
-        precision=args.precision,
-        resume=getattr(args, "resume", False),
-        workers=args.workers,
-        log_every=args.log_every,
-        sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every,
-        keep=args.keep,
-        test_fraction=args.test_fraction,
-        eval_data=args.eval_data,
-        progress=not args.no_progress,
-    )
+def _train_config(args: argparse.Namespace, defaults: TrainConfig) -> TrainConfig:
+    """The settings the options give, on top of ``defaults`` (the options' own source)."""
+    given = vars(args)
+    values = {f.name: given[f.name] for f in dataclasses.fields(TrainConfig) if f.name in given}
+    values.update(overrides=parse_overrides(args.overrides), progress=not args.no_progress)
+    return dataclasses.replace(defaults, **values)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from colorkit.trainer import train
-
-    result = train(_train_config(args))
+    result = train(_train_config(args, _DEFAULTS))
     if result.checkpoint is not None:
         print(f"step {result.step}: {result.images_per_second:.1f} images/s")
         print(f"checkpoint: {result.checkpoint}")
@@ -234,31 +242,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(checkpoint: str, args: argparse.Namespace) -> Any:
-    from colorkit.checkpoint import load
-    from colorkit.trainer import resolve_device
-
+def _load_model(checkpoint: str, args: argparse.Namespace) -> Colorizer:
     model = load(checkpoint, device=resolve_device(args.device))
     return model.set_precision(args.precision)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from colorkit.data import (
-        PhotoDataset,
-        embedded_photos,
-        find_images,
-        scan_images,
-        split_paths,
-    )
-    from colorkit.files import write_json
-    from colorkit.metrics import comparison_table, evaluate
-
-    root = Path(args.data) if args.data else embedded_photos()
-    paths = scan_images(find_images(root)).usable
-    if args.split != "all":
-        train_paths, test_paths = split_paths(paths, args.test_fraction, args.seed)
-        paths = test_paths if args.split == "test" else train_paths
-    dataset = PhotoDataset(paths, size=args.size, train=False)
+    root = photo_folder(args.data)
+    dataset = evaluation_photos(root, args.size, args.split, args.test_fraction, args.seed)
     reports = {}
     for checkpoint in args.checkpoint:
         model = _load_model(checkpoint, args)
@@ -267,12 +258,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "data": str(root),
             "split": args.split,
             "seed": args.seed,
-            "images": len(paths),
+            "images": len(dataset),
             "size": args.size,
             "crop": "resize shorter side to size, center crop size×size",
             "precision": model.precision,
         }
-        report = evaluate(
+        report = evaluate_model(
             model,
             dataset,
             batch_size=args.batch,
@@ -281,7 +272,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
         ssim = report.protocol["ssim"]
         print(
-            f"checkpoint {checkpoint}\nprotocol: {len(paths)} images of {root} "
+            f"checkpoint {checkpoint}\nprotocol: {len(dataset)} images of {root} "
             f"(split {args.split}), {args.size}×{args.size} (shorter side resized, centre crop), "
             f"{model.precision}; piq SSIM kernel {ssim['kernel_size']} σ {ssim['kernel_sigma']}, "
             f"downsample {ssim['downsample']}; data_range 1 after clamping"
@@ -289,7 +280,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(report.table())
         reports[str(checkpoint)] = report
     if len(reports) > 1:
-        print(f"\ncomparison on the same {len(paths)} images:")
+        print(f"\ncomparison on the same {len(dataset)} images:")
         print(comparison_table(reports))
     if args.json:
         data = [report.to_json() for report in reports.values()]
@@ -299,8 +290,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_colorize(args: argparse.Namespace) -> int:
-    from colorkit.colorizing import colorize_paths
-
     inputs = list(args.inputs)
     weights = args.weights
     if weights is None and len(inputs) > 1 and inputs[0].endswith(".safetensors"):
@@ -321,8 +310,6 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from colorkit.checkpoint import export_weights
-
     path = export_weights(args.checkpoint, args.out, args.dtype)
     size = path.stat().st_size / 2**20
     print(f"wrote {path} ({size:.1f} MiB, {args.dtype}): generator and refiner weights")
@@ -330,14 +317,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _format_default(value: Any) -> str:
-    import inspect
-
     return "required" if value is inspect.Parameter.empty else repr(value)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from colorkit.registry import default_registry
-
     registry = default_registry()
     for component in registry.components():
         if args.kind and component.kind != args.kind:
@@ -353,51 +336,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fitting_unet_depth(recipe: str, overrides: dict[str, Any], size: int) -> dict[str, int]:
-    """The U-Net depth whose bottleneck is 1×1 at ``size`` (pix2pix's unet_128 at 128).
-
-    The default depth 8 fits 256-pixel crops; on smaller crops it pads every image and
-    spends most of its work on the padding.
-    """
-    from colorkit.registry import default_registry
-
-    generator = overrides.get("generator", default_registry().create("recipe", recipe).generator)
-    if generator != "unet" or {"depth", "generator_depth"} & overrides.keys():
-        return {}
-    return {"generator_depth": max(2, size.bit_length() - 1)}
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
-    import torch
-
-    from colorkit.data import PhotoDataset
-    from colorkit.files import write_json
-    from colorkit.metrics import evaluate
-    from colorkit.plots import sample_grid
-    from colorkit.trainer import train
-
-    config = _train_config(args)
-    config.resume = True  # a second `colorkit demo` reuses (or extends) the first run
-    config.overrides.update(_fitting_unet_depth(config.recipe, config.overrides, config.size))
-    result = train(config)
-    model = result.model
-    train_set, test_set, _ = config.photos()
-    data = config.data or "embedded photos"
-    tested = config.eval_data or f"held-out share {config.test_fraction:g} of {data}"
-    report = evaluate(
-        model,
-        test_set,
-        progress=not args.no_progress,
-        protocol_extra={"data": data, "test_data": tested, "size": config.size},
-    )
-    print(report.table())
-    scores = result.run_dir / "demo-metrics.json"
-    write_json(scores, report.to_json())
-    photos = PhotoDataset([*test_set.paths, *train_set.paths], size=config.size, train=False)
-    images = torch.stack([photos[i] for i in range(len(photos))])
-    grid = sample_grid(model, images, result.run_dir / "demo.png")
-    print(f"held-out scores: {scores}")
-    print(f"colorized grid (first {len(test_set)} row(s) held out): {grid}")
+    result = demo(_train_config(args, DEMO))
+    print(result.report.table())
+    print(f"held-out scores: {result.scores}")
+    print(f"colorized grid (first {result.held_out} row(s) held out): {result.grid}")
     return 0
 
 

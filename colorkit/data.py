@@ -41,13 +41,16 @@ from colorkit.imaging import (
 from colorkit.registry import ColorkitError
 
 __all__ = [
+    "SPLITS",
     "DataError",
     "DataWarning",
     "PhotoDataset",
     "ScanResult",
     "embedded_photos",
+    "evaluation_photos",
     "find_images",
     "load_photos",
+    "photo_folder",
     "scan_images",
     "split_paths",
 ]
@@ -60,6 +63,10 @@ _THUMBNAIL = 64
 
 #: An RGB image whose mean ``|R-G| + |G-B|`` (in 0–255 levels) is below this is grayscale.
 _GRAY_THRESHOLD = 1.0
+
+#: Which photos of a folder :func:`evaluation_photos` serves: all of them, or one side of
+#: the seeded split that :func:`load_photos` (and so training) makes.
+SPLITS = ("all", "test", "train")
 
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F"})
 
@@ -90,6 +97,21 @@ def embedded_photos() -> Path:
             "reinstall colorkit from a wheel or a source checkout"
         )
     return folder
+
+
+def photo_folder(data: str | Path | None) -> Path:
+    """The folder a ``data`` setting names.
+
+    Args:
+        data: a folder, or ``None`` for :func:`embedded_photos`.
+
+    Returns:
+        The folder.
+
+    Raises:
+        DataError: if ``data`` is ``None`` and the bundled photos are not on disk.
+    """
+    return embedded_photos() if data is None else Path(data)
 
 
 def find_images(root: str | Path) -> list[Path]:
@@ -373,7 +395,7 @@ def load_photos(
     # options are checked before the scan, which can take a while, so a typo fails at once
     _check_size(size)
     _check_fraction(test_fraction)
-    root = embedded_photos() if data is None else Path(data)
+    root = photo_folder(data)
     scan = scan_images(find_images(root))
     if eval_data is not None:
         test_scan = scan_images(find_images(eval_data))
@@ -395,3 +417,37 @@ def load_photos(
     else:
         train, test = split_paths(scan.usable, test_fraction, seed)
     return PhotoDataset(train, size, train=True), PhotoDataset(test, size, train=False), scan
+
+
+def evaluation_photos(
+    data: str | Path | None,
+    size: int = 256,
+    split: str = "all",
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> PhotoDataset:
+    """The usable photos of a folder as deterministic test items, for scoring a model.
+
+    Args:
+        data: the folder (searched recursively); ``None`` for :func:`embedded_photos`.
+        size: the side of the square centre crops.
+        split: ``"all"`` photos, or the ``"test"`` or ``"train"`` side of the split that
+            :func:`load_photos` makes with the same ``test_fraction`` and ``seed``.
+        test_fraction: the share held out for testing (with a split).
+        seed: the seed of the split.
+
+    Returns:
+        The test-mode :class:`PhotoDataset`.
+
+    Raises:
+        DataError: for an unknown split, a folder without usable colour photos, or an
+            invalid option.
+    """
+    _check_size(size)
+    if split not in SPLITS:
+        raise DataError(f"split={split!r}: expected one of {SPLITS}")
+    paths = scan_images(find_images(photo_folder(data))).usable
+    if split != "all":
+        train, test = split_paths(paths, test_fraction, seed)
+        paths = test if split == "test" else train
+    return PhotoDataset(paths, size, train=False)

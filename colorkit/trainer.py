@@ -244,10 +244,11 @@ class _Distributed:
 
 def _warn_if_padded(model: Colorizer, size: int) -> None:
     depth = getattr(model.generator, "depth", None)
-    if isinstance(depth, int) and size < 2**depth:
+    fitting_depth = getattr(model.generator, "fitting_depth", None)
+    if isinstance(depth, int) and callable(fitting_depth) and size < 2**depth:
         warnings.warn(
             f"the U-Net of depth {depth} pads {size}-pixel crops to a multiple of {2**depth}, "
-            f"which costs time; --set generator_depth={size.bit_length() - 1} fits them",
+            f"which costs time; --set generator_depth={fitting_depth(size)} fits them",
             stacklevel=3,
         )
 

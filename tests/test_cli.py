@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import colorkit
-from colorkit.cli import main, parse_overrides
+from colorkit.cli import build_parser, main, parse_overrides
 
 TINY = ["--set", "generator_depth=3", "--set", "base_channels=8", "--set", "refiner_hidden=16"]
 FAST = ["--size", "32", "--batch", "2", "--workers", "0", "--no-progress", "--device", "cpu"]
@@ -227,10 +227,16 @@ def test_demo_trains_scores_and_draws_a_grid(
         assert grid.height > photos * 32
 
 
-def test_demo_fits_the_unet_to_its_crop_size() -> None:
-    from colorkit.cli import _fitting_unet_depth
+def test_option_defaults_are_the_train_configs() -> None:
+    """argparse takes its defaults from TrainConfig (and the demo's from DEMO)."""
+    import dataclasses
 
-    assert _fitting_unet_depth("pix2pix+mlp", {}, 128) == {"generator_depth": 7}
-    assert _fitting_unet_depth("pix2pix+mlp", {}, 256) == {"generator_depth": 8}
-    assert _fitting_unet_depth("pix2pix", {"generator": "timm-unet"}, 128) == {}
-    assert _fitting_unet_depth("pix2pix", {"generator_depth": 5}, 128) == {}
+    from colorkit.demo import DEMO
+    from colorkit.trainer import TrainConfig
+
+    parser = build_parser()
+    for command, defaults in (("train", TrainConfig()), ("demo", DEMO)):
+        args = vars(parser.parse_args([command]))
+        for field in dataclasses.fields(TrainConfig):
+            if field.name in args and field.name != "overrides":
+                assert args[field.name] == getattr(defaults, field.name), (command, field.name)

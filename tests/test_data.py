@@ -29,8 +29,10 @@ from colorkit.data import (
     PhotoDataset,
     ScanResult,
     embedded_photos,
+    evaluation_photos,
     find_images,
     load_photos,
+    photo_folder,
     scan_images,
     split_paths,
 )
@@ -395,3 +397,18 @@ def test_load_photos_refuses_overlapping_or_unusable_test_folders(tmp_path):
         load_photos(tmp_path / "all" / "train", eval_data=tmp_path / "gray")
     with pytest.raises(DataError, match=r"missing: no such folder"):
         load_photos(tmp_path / "all" / "train", eval_data=tmp_path / "missing")
+
+
+def test_evaluation_photos_are_the_split_training_uses(mixed_folder):
+    train, test, _ = load_photos(mixed_folder, size=16, test_fraction=0.3, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        held_out = evaluation_photos(mixed_folder, 16, "test", test_fraction=0.3, seed=2)
+        trained = evaluation_photos(mixed_folder, 16, "train", test_fraction=0.3, seed=2)
+        everything = evaluation_photos(mixed_folder, 16)
+    assert held_out.paths == test.paths and trained.paths == train.paths
+    assert sorted(everything.paths) == sorted(train.paths + test.paths)
+    assert not everything.train and everything.size == 16
+    with pytest.raises(DataError, match="split='dev'"):
+        evaluation_photos(mixed_folder, split="dev")
+    assert photo_folder(None) == embedded_photos() and photo_folder("x") == Path("x")

@@ -103,6 +103,22 @@ class UNet(nn.Module):
             x = block(x)
         return x[..., :height, :width]
 
+    @staticmethod
+    def fitting_depth(size: int) -> int:
+        """The depth whose bottleneck is 1×1 on ``size``-pixel crops.
+
+        The default depth 8 fits 256-pixel crops (pix2pix's ``unet_256``; 7 is its
+        ``unet_128``). A deeper U-Net pads every smaller image to ``2**depth`` and spends
+        most of its work on the padding.
+
+        Args:
+            size: the crop side in pixels.
+
+        Returns:
+            The depth, at least 2.
+        """
+        return max(2, size.bit_length() - 1)
+
     def inference_form(self, dtype: torch.dtype) -> nn.Module | None:
         """This U-Net as a :class:`FastUNet` (see :func:`colorkit.fast.inference_form`).
 
