@@ -1,4 +1,4 @@
-"""Tests of colorkit.plots: the loss curves of a run."""
+"""Tests of colorkit.plots: the loss curves and sample grids of a run."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from support import build_tiny, smooth_batch
 
-from colorkit.plots import loss_curves, read_metrics
+from colorkit.plots import loss_curves, read_metrics, sample_grid
 
 BLUE, RED = (0x4E, 0x79, 0xA7), (0xE1, 0x57, 0x59)  # first and second term of a row
 
@@ -47,3 +48,14 @@ def test_read_metrics_skips_a_partly_written_line(tmp_path: Path) -> None:
     log = tmp_path / "metrics.jsonl"
     log.write_text('{"step": 10, "g_l1": 0.2}\n{"step": 20, "g_l1": 0.1}\n{"step": 30, "g_')
     assert read_metrics(log) == [{"step": 10, "g_l1": 0.2}, {"step": 20, "g_l1": 0.1}]
+
+
+def test_sample_grid_draws_input_truth_generator_refined(tmp_path: Path) -> None:
+    model = build_tiny("pix2pix+mlp")
+    images = smooth_batch(24, 20)
+    path = sample_grid(model, images, tmp_path / "samples" / "grid.png")
+    with Image.open(path) as grid:
+        assert grid.size == (4 * 20, 14 + 2 * 24)  # four columns under a header, a row each
+        truth = np.asarray(grid.convert("RGB"))[14 : 14 + 24, 20:40]
+    expected = (images[0].permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(truth.astype(float) - expected).max() <= 1
