@@ -46,22 +46,29 @@ PAGES = [*sorted(DOCS.glob("*.md")), README]
 PUBLIC_MODULES = (
     "colorkit",
     "colorkit.registry",
+    "colorkit.hookspecs",
+    "colorkit.contracts",
     "colorkit.recipe",
+    "colorkit.compose",
     "colorkit.engine",
     "colorkit.color",
     "colorkit.components.generators",
     "colorkit.components.discriminators",
     "colorkit.components.refiners",
     "colorkit.components.losses",
+    "colorkit.fast",
+    "colorkit.optim",
     "colorkit.data",
+    "colorkit.imaging",
     "colorkit.checkpoint",
     "colorkit.weights",
-    "colorkit.metrics",
-    "colorkit.imaging",
+    "colorkit.files",
     "colorkit.trainer",
-    "colorkit.speed",
+    "colorkit.plots",
+    "colorkit.demo",
+    "colorkit.colorizing",
+    "colorkit.metrics",
     "colorkit.cli",
-    "colorkit.hookspecs",
 )
 
 SHELL_LANGUAGES = {"bash", "console", "sh", "shell", "shell-session", "zsh"}
@@ -664,6 +671,8 @@ def _check_class(cls: type, label: str, problems: list[str]) -> None:
         problems.append(f"{label}: no docstring")
         return
     init = vars(cls).get("__init__")
+    if getattr(init, "__module__", None) == "typing":
+        init = None  # the placeholder typing gives a Protocol, which has no constructor
     if init is not None or "__dataclass_fields__" in vars(cls):
         sections = docstring_sections(doc)
         documented = set(sections.get("Args", []) + sections.get("Attributes", []))
