@@ -400,9 +400,9 @@ def test_load_photos_refuses_overlapping_or_unusable_test_folders(tmp_path):
 
 
 def test_evaluation_photos_are_the_split_training_uses(mixed_folder):
-    train, test, _ = load_photos(mixed_folder, size=16, test_fraction=0.3, seed=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
+        train, test, _ = load_photos(mixed_folder, size=16, test_fraction=0.3, seed=2)
         held_out = evaluation_photos(mixed_folder, 16, "test", test_fraction=0.3, seed=2)
         trained = evaluation_photos(mixed_folder, 16, "train", test_fraction=0.3, seed=2)
         everything = evaluation_photos(mixed_folder, 16)
