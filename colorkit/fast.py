@@ -320,30 +320,23 @@ class PackedConv(nn.Module):
             return torch.ops.mkldnn._is_mkldnn_bf16_supported()
         return x.dtype == torch.float32
 
+    def _geometry(self) -> list[Any]:
+        """The arguments oneDNN's convolution ops take between the weight and the shape."""
+        if self.transposed:
+            return [self.padding, self.output_padding, self.stride, self.dilation, self.groups]
+        return [self.padding, self.stride, self.dilation, self.groups]
+
     def _packed_weight(self, x: torch.Tensor) -> torch.Tensor:
         key = (tuple(x.shape), x.dtype)
         packed = self._packed.get(key)
         if packed is None:
             ops = torch.ops.mkldnn
-            if self.transposed:
-                packed = ops._reorder_convolution_transpose_weight(
-                    self.weight,
-                    self.padding,
-                    self.output_padding,
-                    self.stride,
-                    self.dilation,
-                    self.groups,
-                    list(x.shape),
-                )
-            else:
-                packed = ops._reorder_convolution_weight(
-                    self.weight,
-                    self.padding,
-                    self.stride,
-                    self.dilation,
-                    self.groups,
-                    list(x.shape),
-                )
+            reorder = (
+                ops._reorder_convolution_transpose_weight
+                if self.transposed
+                else ops._reorder_convolution_weight
+            )
+            packed = reorder(self.weight, *self._geometry(), list(x.shape))
             self._packed[key] = packed
             while len(self._packed) > _PACKED_SHAPES:
                 self._packed.popitem(last=False)
@@ -357,30 +350,17 @@ class PackedConv(nn.Module):
         if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
             x = x.contiguous()
         if self._use_onednn(x):
-            weight = self._packed_weight(x)
             ops = torch.ops.mkldnn
-            if self.transposed:
-                return ops._convolution_transpose_pointwise(
-                    x,
-                    weight,
-                    self.bias,
-                    self.padding,
-                    self.output_padding,
-                    self.stride,
-                    self.dilation,
-                    self.groups,
-                    self.attr,
-                    self.scalars,
-                    self.algorithm,
-                )
-            return ops._convolution_pointwise(
+            convolve = (
+                ops._convolution_transpose_pointwise
+                if self.transposed
+                else ops._convolution_pointwise
+            )
+            return convolve(
                 x,
-                weight,
+                self._packed_weight(x),
                 self.bias,
-                self.padding,
-                self.stride,
-                self.dilation,
-                self.groups,
+                *self._geometry(),
                 self.attr,
                 self.scalars,
                 self.algorithm,
