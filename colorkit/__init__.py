@@ -20,9 +20,9 @@ from colorkit.registry import (
     PluginLoadWarning,
     UnknownComponentError,
     create,
-    default_registry,
     list_components,
 )
+from colorkit.registry import default_registry as default_registry  # colorkit.default_registry()
 from colorkit.version import __version__
 
 __all__ = [

@@ -39,6 +39,7 @@ from colorkit.files import atomic_path, jsonable
 from colorkit.recipe import Recipe
 from colorkit.registry import ColorkitError, InvalidOptionError, Registry, default_registry
 from colorkit.version import __version__
+from colorkit.weights import resolve_weights
 
 __all__ = [
     "DTYPES",
@@ -151,6 +152,19 @@ def _storable(tensor: torch.Tensor) -> torch.Tensor:
 
 
 # -- writing --------------------------------------------------------------------------------
+def _model_metadata(model: Colorizer, fmt: str, step: int | str) -> dict[str, str]:
+    """What every file colorkit writes says about the model: format, recipe, precision."""
+    return {
+        "format": fmt,
+        "colorkit_version": __version__,
+        "step": str(step),
+        "precision": str(model.precision),
+        "recipe_name": json.dumps(model.recipe_name),
+        "overrides": json.dumps(jsonable(model.overrides, "overrides")),
+        "recipe": json.dumps(jsonable(model.recipe.to_dict(), "recipe")),
+    }
+
+
 def save_checkpoint(
     model: Colorizer,
     path: str | Path,
@@ -191,13 +205,7 @@ def save_checkpoint(
     tensors.update(optimizer_tensors)
     tensors = {name: _storable(value) for name, value in tensors.items()}
     metadata = {
-        "format": FORMAT,
-        "colorkit_version": __version__,
-        "step": str(step),
-        "precision": str(model.precision),
-        "recipe_name": json.dumps(model.recipe_name),
-        "overrides": json.dumps(jsonable(model.overrides, "overrides")),
-        "recipe": json.dumps(jsonable(model.recipe.to_dict(), "recipe")),
+        **_model_metadata(model, FORMAT, step),
         "param_groups": json.dumps(param_groups),
         "optimizer_scalars": json.dumps(scalars),
         "extra": json.dumps(extra_data),
@@ -497,8 +505,6 @@ def _locate(path_or_name: str | Path) -> Path:
     path = Path(path_or_name)
     if path.exists() or path.suffix or len(path.parts) > 1:
         return path
-    from colorkit.weights import resolve_weights
-
     return resolve_weights(str(path_or_name))
 
 
@@ -602,14 +608,8 @@ def export_weights(source: str | Path | Colorizer, path: str | Path, dtype: str 
             stored = value.to(DTYPES[dtype]) if value.is_floating_point() else value
             tensors[_MODEL + key] = _storable(stored)
     metadata = {
-        "format": WEIGHTS_FORMAT,
-        "colorkit_version": __version__,
-        "step": str(step),
-        "precision": str(model.precision),
+        **_model_metadata(model, WEIGHTS_FORMAT, step),
         "dtype": dtype,
-        "recipe_name": json.dumps(model.recipe_name),
-        "overrides": json.dumps(jsonable(model.overrides, "overrides")),
-        "recipe": json.dumps(jsonable(model.recipe.to_dict(), "recipe")),
         "extra": json.dumps({"exported_from": origin}),
     }
     path = Path(path)
