@@ -152,6 +152,19 @@ def _storable(tensor: torch.Tensor) -> torch.Tensor:
 
 
 # -- writing --------------------------------------------------------------------------------
+def _write(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str], what: str
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # the temporary name starts with a dot, so latest_checkpoint never matches it
+        with atomic_path(path) as temporary:
+            save_file(tensors, str(temporary), metadata=metadata)
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"cannot write {what} {str(path)!r}: {exc}") from exc
+    return path
+
+
 def _model_metadata(model: Colorizer, fmt: str, step: int | str) -> dict[str, str]:
     """What every file colorkit writes says about the model: format, recipe, precision."""
     return {
@@ -211,14 +224,7 @@ def save_checkpoint(
         "extra": json.dumps(extra_data),
     }
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # the temporary name starts with a dot, so latest_checkpoint never matches it
-        with atomic_path(path) as temporary:
-            save_file(tensors, str(temporary), metadata=metadata)
-    except (OSError, SafetensorError) as exc:
-        raise CheckpointError(f"cannot write checkpoint {str(path)!r}: {exc}") from exc
-    return path
+    return _write(path, tensors, metadata, "checkpoint")
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -612,14 +618,7 @@ def export_weights(source: str | Path | Colorizer, path: str | Path, dtype: str 
         "dtype": dtype,
         "extra": json.dumps({"exported_from": origin}),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(path) as temporary:
-            save_file(tensors, str(temporary), metadata=metadata)
-    except (OSError, SafetensorError) as exc:
-        raise CheckpointError(f"cannot write weights {str(path)!r}: {exc}") from exc
-    return path
+    return _write(Path(path), tensors, metadata, "weights")
 
 
 def _architecture_difference(model: Colorizer, saved: Mapping[str, Any]) -> list[str]:
