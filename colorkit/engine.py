@@ -28,7 +28,6 @@ from colorkit.optim import LayoutAdam
 from colorkit.recipe import Recipe
 from colorkit.registry import ColorkitError, ContractError, Registry, default_registry
 
-# PRECISIONS and bf16_is_fast are documented in colorkit.fast and kept importable here
 __all__ = ["Colorizer", "InferenceOnlyError"]
 
 #: Device types where channels-last is the faster layout for convolutions (oneDNN, cuDNN).

@@ -7,7 +7,8 @@ with :data:`colorkit.hookimpl` and is announced through an entry point in the
     [project.entry-points.colorkit]
     my_plugin = "my_package.plugin"
 
-colorkit's own components are registered exactly this way.
+colorkit's own components are registered exactly this way. What the components it
+returns must accept and return is specified in :mod:`colorkit.contracts`.
 """
 
 from __future__ import annotations
