@@ -27,6 +27,7 @@ from colorkit.checkpoint import (
     save_checkpoint,
 )
 from colorkit.components.generators import UNet
+from colorkit.fast import resolve_precision
 from colorkit.registry import ColorkitError, Component, default_registry
 
 TINY = {"generator_depth": 3, "base_channels": 8, "refiner_hidden": 16, "refiner_patch": 4}
@@ -165,8 +166,17 @@ def test_load_gives_identical_colorize_output(trained: colorkit.Colorizer, tmp_p
 
 def test_load_restores_precision(tmp_path: Path) -> None:
     model = tiny().set_precision("bf16")
-    loaded = load(save_checkpoint(model, tmp_path / "c.safetensors", step=0))
+    path = save_checkpoint(model, tmp_path / "c.safetensors", step=0)
+    loaded = load(path, fast=False)  # the plain model keeps what was saved
     assert loaded.precision == "bf16"
+    assert not loaded.fast
+
+
+def test_load_is_fast_like_build(tmp_path: Path) -> None:
+    model = tiny().set_precision("fp32")
+    loaded = load(save_checkpoint(model, tmp_path / "c.safetensors", step=0))
+    assert loaded.fast and loaded.precision == resolve_precision("auto", "cpu")
+    assert loaded.generator.down[0][0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 # -- atomic writes --------------------------------------------------------------------------
