@@ -841,3 +841,41 @@ def test_mkdocs_build_is_strict_clean_and_renders_the_public_api(tmp_path: Path)
             if home not in ids:
                 missing.append(home)
     assert not missing, f"not rendered in the API reference: {missing}"
+
+
+# -- the architecture page ------------------------------------------------------------------
+def _layers() -> dict[str, int]:
+    """Module → index of its layer in docs/architecture.md's first table."""
+    lines = (DOCS / "architecture.md").read_text().splitlines()
+    rows = [line for line in lines if line.startswith("| **")]
+    return {
+        name: index
+        for index, row in enumerate(rows)
+        for name in re.findall(r"`(\w+)`", row.rstrip("|").split("|")[-1])
+    }
+
+
+def test_imports_follow_the_layers_of_the_architecture_page() -> None:
+    layers = _layers()
+    assert {"registry", "engine", "trainer", "metrics"} <= set(layers)
+    package = REPO / "colorkit"
+    on_top = {"__init__", "__main__", "cli", "demo"}
+    wrong = []
+    for path in sorted(package.glob("*.py")):
+        module = path.stem
+        assert module in layers or module in on_top, f"{module} has no layer on the page"
+        if module in on_top:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = (
+                    [alias.name for alias in node.names]
+                    if node.module == "colorkit"
+                    else [node.module.removeprefix("colorkit.").split(".")[0]]
+                )
+                if not node.module.startswith("colorkit"):
+                    continue
+                for name in names:
+                    if name in layers and layers[name] > layers[module]:
+                        wrong.append(f"{module} imports {name}")
+    assert not wrong, f"imports from a lower layer: {wrong}"
