@@ -44,6 +44,19 @@ def _set_requires_grad(module: nn.Module | None, flag: bool) -> None:
             param.requires_grad_(flag)
 
 
+def _settings(module: nn.Module) -> tuple[tuple[str, str, Any], ...]:
+    """A module's plain settings (e.g. the Improver's ``spin``), which its inference form
+    copies: changing one must rebuild the inference copy as a weight change does."""
+    return tuple(
+        (name, key, value)
+        for name, child in module.named_modules()
+        for key, value in vars(child).items()
+        if not key.startswith("_")
+        and key != "training"
+        and isinstance(value, (bool, int, float, str))
+    )
+
+
 class Colorizer(nn.Module):
     """A composed colorization model: what :func:`colorkit.build` returns.
 
@@ -351,7 +364,12 @@ class Colorizer(nn.Module):
             self.refiner.parameters(),
             self.refiner.buffers(),
         )
-        key = (self.precision, tuple((t.data_ptr(), t._version) for t in tensors))
+        key = (
+            self.precision,
+            tuple((t.data_ptr(), t._version) for t in tensors),
+            _settings(self.generator),
+            _settings(self.refiner),
+        )
         cached = self.__dict__["_inference"]
         if cached is None or cached[0] != key:
             cached = (key, self.inference_copy())

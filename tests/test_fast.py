@@ -146,6 +146,21 @@ def test_the_inference_copy_follows_the_weights() -> None:
     assert model._fast_copy() is None  # training mode colorizes through the networks
 
 
+def test_the_inference_copy_follows_the_refiner_settings() -> None:
+    """Changing the Improver's spin (not a weight) rebuilds the copy too."""
+    model = _tiny(refiner_spin=1)
+    model.fast = True
+    model.set_precision("fp32").eval()
+    gray = torch.rand(1, 1, 24, 24)
+    plain = model.colorize(gray)
+    model.refiner.spin = 4
+    spun = model.colorize(gray)
+    assert model._fast_copy().refiner.spin == 4
+    assert not torch.allclose(plain, spun)
+    model.fast = False
+    assert torch.allclose(spun, model.colorize(gray), atol=1e-5)
+
+
 def test_a_component_supplies_its_own_inference_form() -> None:
     """inference_form asks the network first; None falls back to the generic form."""
 
