@@ -90,8 +90,13 @@ class UNet(nn.Module):
             self.up.append(nn.Sequential(*block))
         pix2pix_init(self)
 
+    @property
+    def multiple(self) -> int:
+        """What the input's height and width are padded to a multiple of: ``2**depth``."""
+        return 2**self.depth
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, height, width = pad_to(x, 2**self.depth)
+        x, height, width = pad_to(x, self.multiple)
         skips = []
         for block in self.down:
             x = block(x)

@@ -174,6 +174,50 @@ class MLPImprover(nn.Module):
         except ValueError:
             return None
 
+    def export_form(self) -> nn.Module | None:
+        """This Improver as a :class:`PortableImprover`, for ONNX export.
+
+        Returns:
+            The portable form, or ``None`` where it does not apply (an MLP of another
+            shape, or a ``spin`` that does not divide ``patch``): the Improver itself is
+            exported then.
+        """
+        try:
+            return PortableImprover(self)
+        except ValueError:
+            return None
+
+
+def _conv_mlp(improver: MLPImprover) -> tuple[nn.Conv2d, nn.Module, nn.Conv2d, int]:
+    """The Improver's MLP as a ``patch×patch`` conv, its activation and a 1×1 conv.
+
+    A Linear over ``"(c p1 p2)"`` features is a convolution whose weight is
+    ``hidden×c×p1×p2``; the spin² patch grids, ``patch/spin`` pixels apart, are that
+    convolution at stride ``patch/spin``.
+    """
+    layers = list(improver.mlp)
+    if (
+        len(layers) != 3
+        or not isinstance(layers[0], nn.Linear)
+        or not isinstance(layers[2], nn.Linear)
+    ):
+        raise ValueError(f"expected an MLP of Linear, activation, Linear; got {improver.mlp}")
+    first, activation, last = layers
+    patch, spin = improver.patch, improver.spin
+    if patch % spin:
+        raise ValueError(f"spin {spin} does not divide the patch side {patch}")
+    inputs = first.in_features // (patch * patch)
+    hidden = first.out_features
+    stride = patch // spin
+    conv_in = nn.Conv2d(inputs, hidden, patch, stride=stride)
+    conv_out = nn.Conv2d(hidden, last.out_features, 1)
+    with torch.no_grad():
+        conv_in.weight.copy_(first.weight.reshape(hidden, inputs, patch, patch))
+        conv_in.bias.copy_(first.bias)
+        conv_out.weight.copy_(last.weight.reshape(last.out_features, hidden, 1, 1))
+        conv_out.bias.copy_(last.bias)
+    return conv_in, activation, conv_out, stride
+
 
 class FastImprover(nn.Module):
     """Inference form of the paper's :class:`~colorkit.components.refiners.MLPImprover`.
@@ -195,34 +239,12 @@ class FastImprover(nn.Module):
 
     def __init__(self, improver: MLPImprover, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        layers = list(improver.mlp)
-        if (
-            len(layers) != 3
-            or not isinstance(layers[0], nn.Linear)
-            or not isinstance(layers[2], nn.Linear)
-            or not fusable_activation(layers[1])
-        ):
+        if not fusable_activation(improver.mlp[1] if len(improver.mlp) == 3 else None):
             raise ValueError(f"expected an MLP of Linear, activation, Linear; got {improver.mlp}")
-        first, activation, last = layers
-        patch, channels = improver.patch, improver.channels
-        inputs = first.in_features // (patch * patch)
-        hidden = first.out_features
-        spin = improver.spin
-        if patch % spin:
-            raise ValueError(f"spin {spin} does not divide the patch side {patch}")
-        # a Linear over "(c p1 p2)" features is a conv whose weight is hidden×c×p1×p2; the
-        # spin² patch grids, patch/spin pixels apart, are that conv at stride patch/spin
-        self.stride = patch // spin
-        conv_in = nn.Conv2d(inputs, hidden, patch, stride=self.stride)
-        conv_out = nn.Conv2d(hidden, last.out_features, 1)
-        with torch.no_grad():
-            conv_in.weight.copy_(first.weight.reshape(hidden, inputs, patch, patch))
-            conv_in.bias.copy_(first.bias)
-            conv_out.weight.copy_(last.weight.reshape(last.out_features, hidden, 1, 1))
-            conv_out.bias.copy_(last.bias)
-        self.patch = patch
-        self.channels = channels
-        self.spin = spin
+        conv_in, activation, conv_out, self.stride = _conv_mlp(improver)
+        self.patch = improver.patch
+        self.channels = improver.channels
+        self.spin = improver.spin
         self.dtype = dtype
         self.first = PackedConv(conv_in, activation, dtype)
         self.last = PackedConv(conv_out, None, dtype)
@@ -268,6 +290,51 @@ class FastImprover(nn.Module):
             stride=stride,
         )
         return summed[..., margin : margin + height, margin : margin + width]
+
+
+class PortableImprover(nn.Module):
+    """ONNX form of the paper's :class:`~colorkit.components.refiners.MLPImprover`.
+
+    The arithmetic of :class:`FastImprover` in operators every ONNX runtime has:
+    replicate padding (``Pad`` in edge mode), the MLP as a strided ``patch×patch``
+    convolution and a 1×1 convolution, and a transposed convolution whose one-hot
+    weight puts each patch's ``channels·patch²`` outputs back in place, adding up the
+    overlapping patches of the spin² grids (what ``F.fold`` does). Padding amounts
+    are remainders of non-negative sizes, which exporters translate exactly for any
+    input size.
+
+    Args:
+        improver: the Improver to copy (not changed); its MLP must be
+            ``Linear → activation → Linear``, and ``spin`` must divide ``patch``.
+
+    Raises:
+        ValueError: for an MLP of another shape, or a ``spin`` that does not divide
+            ``patch``.
+    """
+
+    def __init__(self, improver: MLPImprover) -> None:
+        super().__init__()
+        self.conv_in, self.activation, self.conv_out, self.stride = _conv_mlp(improver)
+        self.patch = improver.patch
+        self.spin = improver.spin
+        channels, patch = improver.channels, improver.patch
+        outputs = channels * patch * patch
+        self.place = nn.ConvTranspose2d(outputs, channels, patch, stride=self.stride, bias=False)
+        with torch.no_grad():
+            self.place.weight.copy_(torch.eye(outputs).reshape(outputs, channels, patch, patch))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The refined prediction: ``x`` plus the mean correction of the spin² grids."""
+        both = torch.cat([x, cond], dim=1)
+        height, width = both.shape[-2:]
+        # every grid's patches start at multiples of the stride from -(patch - stride) on
+        margin = self.patch - self.stride
+        bottom = (-height) % self.stride + margin
+        right = (-width) % self.stride + margin
+        padded = F.pad(both, (margin, right, margin, bottom), mode="replicate")
+        summed = self.place(self.conv_out(self.activation(self.conv_in(padded))))
+        correction = summed[..., margin : margin + height, margin : margin + width]
+        return x + correction / self.spin**2
 
 
 class Identity(nn.Module):
