@@ -21,12 +21,16 @@ from colorkit.fast import PRECISIONS
 from colorkit.files import write_json
 from colorkit.metrics import comparison_table
 from colorkit.metrics import evaluate as evaluate_model
+from colorkit.onnx_export import DEFAULT_TOLERANCE, QUANTIZATIONS, export_onnx
 from colorkit.registry import KINDS, ColorkitError, default_registry
 from colorkit.trainer import DEVICES, TrainConfig, resolve_device, train
 from colorkit.version import __version__
 from colorkit.weights import DEFAULT_WEIGHTS
 
 __all__ = ["build_parser", "main", "parse_overrides"]
+
+#: What ``colorkit export --format`` writes.
+EXPORT_FORMATS = ("safetensors", "onnx")
 
 #: ``colorkit train``'s defaults: the fields of :class:`~colorkit.trainer.TrainConfig`.
 _DEFAULTS = TrainConfig()
@@ -186,18 +190,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export",
-        help="write a weights-only file for colorizing (no optimiser, no discriminator)",
-        description="Keep what colorizing needs from a checkpoint: the generator's and the "
-        "refiner's weights with the recipe. The file loads with `colorkit colorize --weights` "
-        "and colorkit.load.",
+        help="write a weights-only file, or an ONNX graph that colorizes without PyTorch",
+        description="--format safetensors (the default) keeps what colorizing needs from a "
+        "checkpoint: the generator's and the refiner's weights with the recipe; the file loads "
+        "with `colorkit colorize --weights` and colorkit.load. --format onnx writes one graph "
+        "from a gray image (B×1×H×W in [0, 1], any size) to its colours, checked with "
+        "onnxruntime against PyTorch on the embedded photos (needs the onnx extra).",
     )
     export.add_argument("checkpoint", help="a checkpoint, weights file or registered weights name")
     export.add_argument("-o", "--out", required=True, type=Path, help="the file to write")
     export.add_argument(
+        "--format",
+        default="safetensors",
+        choices=EXPORT_FORMATS,
+        help="safetensors weights (default) or an ONNX graph",
+    )
+    export.add_argument(
         "--dtype",
-        default=_default(export_weights, "dtype"),
         choices=tuple(DTYPES),
-        help="stored precision of the weights (bf16 and fp16 halve the file)",
+        help="safetensors: stored precision of the weights (bf16 and fp16 halve the file); "
+        f"default {_default(export_weights, 'dtype')}",
+    )
+    export.add_argument(
+        "--quantize",
+        choices=QUANTIZATIONS,
+        help="onnx: quantize the checked graph's convolutions to int8 (onnxruntime)",
+    )
+    export.add_argument(
+        "--working-size",
+        type=int,
+        default=_default(export_onnx, "working_size"),
+        help="onnx: longer side the networks run at inside the graph",
+    )
+    export.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help="onnx: largest max |ΔRGB| in [0, 1] from PyTorch fp32 on the check photos "
+        "(default one 8-bit level)",
     )
 
     listing = commands.add_parser(
@@ -310,9 +340,26 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    path = export_weights(args.checkpoint, args.out, args.dtype)
+    if args.format == "onnx":
+        if args.dtype is not None:
+            raise ValueError("--dtype applies to --format safetensors; an ONNX graph is fp32")
+        if args.working_size < 1:
+            raise ValueError(f"--working-size must be a positive size, got {args.working_size}")
+        report = export_onnx(
+            args.checkpoint,
+            args.out,
+            working_size=args.working_size,
+            quantize=args.quantize,
+            tolerance=args.tolerance,
+        )
+        print(report.summary())
+        return 0
+    if args.quantize is not None:
+        raise ValueError("--quantize applies to --format onnx")
+    dtype = args.dtype or _default(export_weights, "dtype")
+    path = export_weights(args.checkpoint, args.out, dtype)
     size = path.stat().st_size / 2**20
-    print(f"wrote {path} ({size:.1f} MiB, {args.dtype}): generator and refiner weights")
+    print(f"wrote {path} ({size:.1f} MiB, {dtype}): generator and refiner weights")
     return 0
 
 
