@@ -250,31 +250,37 @@ def _to_onnx(
         )
 
 
-class _Part(nn.Module):
-    """One network of the graph on its own, to find which one an export failure is in."""
+class _Generator(nn.Module):
+    """The generator on its own, to find which network an export failure is in."""
 
-    def __init__(self, network: nn.Module, refiner: bool) -> None:
+    def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = network
-        self.refiner = refiner
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.network(*inputs)
+    def forward(self, condition: torch.Tensor) -> torch.Tensor:
+        return self.network(condition)
+
+
+class _Refiner(_Generator):
+    """The refiner on its own, to find which network an export failure is in."""
+
+    def forward(self, prediction: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        return self.network(prediction, condition)
 
 
 def _blame(graph: ColorizeGraph, model: Colorizer, error: BaseException) -> ExportError:
     """An error naming the component whose export fails, and the operator where known."""
     parts = (
-        ("generator", model.recipe.generator, graph.generator, False),
-        ("refiner", model.recipe.refiner, graph.refiner, True),
+        ("generator", model.recipe.generator, graph.generator, _Generator),
+        ("refiner", model.recipe.refiner, graph.refiner, _Refiner),
     )
     size = max(graph.multiple, 8) * 2
-    condition = torch.zeros(1, 1, size, size)
-    prediction = torch.zeros(1, model.space.channels, size, size)
-    for kind, name, network, is_refiner in parts:
-        args = (prediction, condition) if is_refiner else (condition,)
+    condition = torch.zeros(2, 1, size, size)
+    prediction = torch.zeros(2, model.space.channels, size, size)
+    for kind, name, network, wrapper in parts:
+        args = (prediction, condition) if wrapper is _Refiner else (condition,)
         try:
-            _to_onnx(_Part(network, is_refiner), args, ["x", "cond"][: len(args)])
+            _to_onnx(wrapper(network), args, ["x", "cond"][: len(args)])
         except Exception as part_error:
             operator = _operator(part_error)
             what = f"operator {operator}" if operator else _first_line(part_error)
@@ -561,7 +567,7 @@ def export_onnx(
     started = time.perf_counter()
     model, weights = _source(source)
     graph = ColorizeGraph(model, working_size).eval()
-    example = torch.rand(1, 1, 37, 45, generator=torch.Generator().manual_seed(0))
+    example = torch.rand(2, 1, 37, 45, generator=torch.Generator().manual_seed(0))
     try:
         program = _to_onnx(graph, (example,), ["gray"], ["rgb"])
     except Exception as exc:
