@@ -20,7 +20,10 @@ What is measured:
 (d) what the MLP Improver adds to training and to inference time;
 (e) ``colorkit colorize`` of a large JPEG (24 MP in the full budget) in a subprocess:
     seconds and peak resident memory;
-(f) bf16 against fp32 training: the test scores after the same steps and seed.
+(f) bf16 against fp32 training: the test scores after the same steps and seed;
+(g) the ONNX export (``colorkit export --format onnx``, fp32 and ``--quantize int8``) run
+    by onnxruntime against the inference copy, colorizing gray batches of 1 and 8 at
+    ``--size`` (the working size too), and the files' sizes (needs the ``onnx`` extra).
 
 With a GPU, the step figures also say what fraction of the GPU's dense bf16 peak they
 reach (FLOPs counted with ``torch.utils.flop_counter``; peaks from
@@ -721,6 +724,99 @@ def test_bf16_quality_matches_fp32(
     if plan.budget == "full":
         assert ssim_gap <= SSIM_TOLERANCE, f"SSIM gap {ssim_gap:.4f}"
         assert psnr_gap <= PSNR_TOLERANCE, f"PSNR gap {psnr_gap:.3f} dB"
+
+
+# -- (g) the ONNX export --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def onnx_files(plan: Plan, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The pix2pix+mlp model of (c) exported to fp32 and int8 ONNX at ``plan.size``."""
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(module, reason="the ONNX rows need the onnx extra")
+    from colorkit.onnx_export import export_onnx
+
+    torch.manual_seed(plan.seed)
+    model = colorkit.build("pix2pix+mlp", fast=False, **plan.overrides)
+    rgb = _photos(plan, 4, plan.size)
+    condition, _ = model.encode(rgb)
+    _warm_statistics(model.generator, condition)
+    with torch.no_grad():  # an Improver whose correction is not zero, as after training
+        model.refiner.mlp[-1].weight.normal_(0.0, 0.01)
+    model.eval()
+    folder = tmp_path_factory.mktemp("onnx")
+    reports = {
+        name: export_onnx(model, folder / f"{name}.onnx", plan.size, quantize=quantize)
+        for name, quantize in (("fp32", None), ("int8", "int8"))
+    }
+    return {"model": model, "reports": reports}
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_onnx_inference(
+    benchmark: Any,
+    plan: Plan,
+    onnx_files: dict[str, Any],
+    batch: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """onnxruntime fp32 and int8 against the inference copy: gray in, colour out."""
+    import onnxruntime as ort
+
+    model, reports = onnx_files["model"], onnx_files["reports"]
+    fast = model.to(plan.device).inference_copy("auto")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = CPU_THREADS
+    options.inter_op_num_threads = 1
+    sessions = {
+        name: ort.InferenceSession(str(report.path), options, providers=["CPUExecutionProvider"])
+        for name, report in reports.items()
+    }
+    gray = rgb_to_gray(_photos(plan, batch, plan.size))
+    feed = {"gray": gray.numpy()}
+    runs = SideBySide(
+        torch.device("cpu"),
+        {
+            "copy": lambda: fast.colorize(gray.to(plan.device), plan.size),
+            "fp32": lambda: sessions["fp32"].run(None, feed),
+            "int8": lambda: sessions["int8"].run(None, feed),
+        },
+    ).run(benchmark, plan.infer_rounds, plan.warmup)
+    ips = {name: batch / runs.median(name) for name in runs.variants}
+    mib = {name: report.bytes / 2**20 for name, report in reports.items()}
+    rows = [
+        Row(
+            f"(g) onnxruntime fp32 vs inference copy, {plan.size}px b{batch}, img/s",
+            _fmt(ips["copy"]),
+            _fmt(ips["fp32"]),
+            f"{runs.ratio('copy', 'fp32'):.2f}x",
+            "",
+            "",
+            {"times": runs.times, "max_abs_difference": reports["fp32"].max_difference},
+        ),
+        Row(
+            f"    onnxruntime int8 vs fp32, b{batch}, img/s",
+            _fmt(ips["fp32"]),
+            _fmt(ips["int8"]),
+            f"{runs.ratio('fp32', 'int8'):.2f}x",
+            "> 1x",
+            "faster" if runs.ratio("fp32", "int8") > 1 else "slower",
+            {"int8_max_abs_difference": reports["int8"].max_difference},
+        ),
+    ]
+    if batch == 1:
+        rows.append(
+            Row(
+                "    file sizes, MiB (fp32 | int8)",
+                _fmt(mib["fp32"]),
+                _fmt(mib["int8"]),
+                f"{mib['fp32'] / mib['int8']:.2f}x",
+                "",
+                "",
+                {"bytes": {name: report.bytes for name, report in reports.items()}},
+            )
+        )
+    _show(capsys, f"ONNX export, batch {batch}", rows)
+    _sane(*ips.values())
+    assert reports["fp32"].max_difference <= reports["fp32"].tolerance
 
 
 # -- the table -----------------------------------------------------------------------------
