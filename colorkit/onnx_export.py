@@ -18,8 +18,11 @@ the PyTorch model in fp32 on the embedded photos, failing above a tolerance.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
+import shutil
 import tempfile
 import time
 import warnings
@@ -219,9 +222,17 @@ def _operator(error: BaseException) -> str | None:
     return None
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"
+def _reason(error: BaseException) -> str:
+    """What went wrong, in words: the untranslated operator, else the root cause's first line."""
+    operator = _operator(error)
+    if operator is not None:
+        return f"operator {operator} has no ONNX translation"
+    seen = set()
+    while id(error) not in seen and (error.__cause__ or error.__context__) is not None:
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    lines = str(error).strip().splitlines()
+    return f"the exporter failed ({type(error).__name__}: {lines[0] if lines else ''})"
 
 
 def _to_onnx(
@@ -236,7 +247,9 @@ def _to_onnx(
         2: torch.export.Dim.DYNAMIC,
         3: torch.export.Dim.DYNAMIC,
     }
-    with warnings.catch_warnings(), torch.no_grad():
+    # the exporter reports its progress on stdout and warns about its own internals;
+    # its errors carry what matters
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         return torch.onnx.export(
             module.eval(),
@@ -282,16 +295,12 @@ def _blame(graph: ColorizeGraph, model: Colorizer, error: BaseException) -> Expo
         try:
             _to_onnx(wrapper(network), args, ["x", "cond"][: len(args)])
         except Exception as part_error:
-            operator = _operator(part_error)
-            what = f"operator {operator}" if operator else _first_line(part_error)
             return ExportError(
                 f"cannot export the {kind} {name!r} ({type(network).__name__}) to ONNX: "
-                f"{what} has no ONNX translation; give the component an export_form() "
-                "built from supported operators"
+                f"{_reason(part_error)}; give the component an export_form() built from "
+                "operators ONNX has (see the Exporting page)"
             )
-    operator = _operator(error)
-    what = f"operator {operator}" if operator else _first_line(error)
-    return ExportError(f"cannot export the model to ONNX: {what}")
+    return ExportError(f"cannot export the model to ONNX: {_reason(error)}")
 
 
 def onnx_metadata(path: str | Path) -> dict[str, Any]:
@@ -407,10 +416,12 @@ def quantize_int8(
 ) -> Path:
     """Quantize an exported fp32 graph to int8 with onnxruntime's quantization tools.
 
-    Weights are quantized per channel to int8 and activations to uint8 with ranges
-    calibrated on photos (static quantization, QDQ format: onnxruntime runs the
-    convolutions in integer arithmetic); the colour conversions around the networks
-    stay in float.
+    The convolutions' weights are quantized per channel to int8 and their inputs to
+    uint8 with ranges calibrated on photos (static quantization in QDQ format, which
+    onnxruntime runs as integer convolutions). Transposed convolutions (the U-Net's
+    decoder) stay in float: onnxruntime has no integer kernel for them on CPU, and
+    quantizing them made the graph slower than fp32 where it was measured (see the
+    Exporting page). The colour conversions around the networks stay in float too.
 
     Args:
         source: the fp32 ``.onnx`` file :func:`export_onnx` wrote.
@@ -449,7 +460,7 @@ def quantize_int8(
                 per_channel=True,
                 weight_type=quantization.QuantType.QInt8,
                 activation_type=quantization.QuantType.QUInt8,
-                op_types_to_quantize=["Conv", "ConvTranspose"],
+                op_types_to_quantize=["Conv"],
                 calibrate_method=quantization.CalibrationMethod.MinMax,
             )
         except Exception as exc:
@@ -586,7 +597,7 @@ def export_onnx(
         "output": "rgb: B×3×H×W float32 sRGB in [0, 1], the input's lightness kept",
         "opset": OPSET,
     }
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as folder:
+    with tempfile.TemporaryDirectory(prefix="colorkit-onnx-") as folder:
         fp32 = Path(folder) / "fp32.onnx"
         program.save(str(fp32))
         try:
@@ -615,7 +626,7 @@ def export_onnx(
         )
         _write_metadata(written, metadata)
         with atomic_path(path) as temporary:
-            temporary.write_bytes(written.read_bytes())
+            shutil.copyfile(written, temporary)
     return OnnxReport(
         path=path,
         bytes=path.stat().st_size,

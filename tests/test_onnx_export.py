@@ -316,3 +316,14 @@ def test_report_summary_states_the_check() -> None:
     text = report.summary()
     assert "1.00 MiB" in text and "max |ΔRGB| 1.00e-06" in text and "passed" in text
     assert json.loads(json.dumps(report.metadata)) == {"working_size": 256}
+
+
+def test_failure_without_an_operator_names_the_root_cause() -> None:
+    try:
+        try:
+            raise ValueError("data-dependent branch on a size\nmore detail")
+        except ValueError as inner:
+            raise RuntimeError("Failed to export the model with torch.export") from inner
+    except RuntimeError as outer:
+        reason = onnx_export._reason(outer)
+    assert reason == "the exporter failed (ValueError: data-dependent branch on a size)"
