@@ -59,7 +59,7 @@ __all__ = [
     "quantize_int8",
 ]
 
-#: The ONNX opset the graph is written in (``Col2Im``-free; onnxruntime 1.16 and later run it).
+#: The ONNX opset the graph is written in.
 OPSET = 18
 
 #: The largest absolute difference in RGB (``[0, 1]``) allowed between onnxruntime and
