@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import shutil
 import subprocess
@@ -30,7 +30,17 @@ from colorkit.onnx_export import ColorizeGraph, ExportError, check_onnx, export_
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "onnx_colorize.py"
 WORKING = 48  # small, so that the check photos and the example run fast
-MISSING = [m for m in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(m) is None]
+
+
+def _missing(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return True
+    return False
+
+
+MISSING = [m for m in ("onnx", "onnxscript", "onnxruntime") if _missing(m)]
 needs_onnx = pytest.mark.skipif(
     bool(MISSING),
     reason=f"{', '.join(MISSING)} not installed: pip install -e '.[onnx]' to run the ONNX tests",
