@@ -523,6 +523,11 @@ class OnnxReport:
 
 def _source(source: str | Path | Colorizer) -> tuple[Colorizer, str]:
     if isinstance(source, Colorizer):
+        if source.device.type != "cpu":
+            raise ValueError(
+                f"the model is on {source.device}; export it from the CPU (model.cpu()), where "
+                "onnxruntime checks it"
+            )
         return source, "a model in memory"
     model = load(source, fast=False)
     return model, Path(source).name if Path(source).suffix else str(source)
@@ -546,7 +551,8 @@ def export_onnx(
     is quantized (:func:`quantize_int8`) and the int8 file is written, its differences
     from PyTorch reported but not held to ``tolerance``. The file's metadata names the
     colorkit version, the recipe, the weights, the working size and the check's result.
-    Written atomically.
+    Written atomically. A model passed in is left in the mode (training or eval) it
+    was in.
 
     Args:
         source: a checkpoint or weights file, a registered weights name, or a model.
@@ -564,7 +570,8 @@ def export_onnx(
         ExportError: if onnx, onnxscript or onnxruntime is missing; if a component
             cannot be exported (naming it and the operator); if the file fails the
             ONNX checker or differs from PyTorch by more than ``tolerance``.
-        ValueError: for a bad ``working_size``, ``quantize`` or ``tolerance``.
+        ValueError: for a bad ``working_size``, ``quantize`` or ``tolerance``, or a
+            model that is not on the CPU.
         CheckpointError: for a source that cannot be loaded.
     """
     if quantize is not None and quantize not in QUANTIZATIONS:
@@ -573,10 +580,30 @@ def export_onnx(
         raise ValueError(f"tolerance must be positive, got {tolerance!r}")
     for module in ("onnx", "onnxscript", "onnxruntime"):
         _require(module)
+    model, weights = _source(source)
+    # the graph shares the model's networks and exports them in eval mode: a model in
+    # training is left as it was found
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        return _export(model, weights, Path(path), working_size, quantize, tolerance, photos)
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
+def _export(
+    model: Colorizer,
+    weights: str,
+    path: Path,
+    working_size: int | None,
+    quantize: str | None,
+    tolerance: float,
+    photos: Sequence[str | Path] | None,
+) -> OnnxReport:
+    """:func:`export_onnx` once the model is loaded."""
     import onnx
 
     started = time.perf_counter()
-    model, weights = _source(source)
     graph = ColorizeGraph(model, working_size).eval()
     example = torch.rand(2, 1, 37, 45, generator=torch.Generator().manual_seed(0))
     try:

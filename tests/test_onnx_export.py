@@ -110,6 +110,12 @@ def test_bad_working_size_and_options_are_refused(tmp_path: Path) -> None:
         export_onnx(model, tmp_path / "m.onnx", tolerance=0)
 
 
+def test_a_model_off_the_cpu_is_refused(tmp_path: Path) -> None:
+    model = build_tiny("pix2pix+mlp").to("meta")
+    with pytest.raises(ValueError, match=r"model\.cpu\(\)"):
+        onnx_export._source(model)
+
+
 def test_missing_runtime_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails, as when absent
     with pytest.raises(ExportError, match=r"colorkit\[onnx\]"):
@@ -188,10 +194,11 @@ def test_tolerance_is_enforced_and_nothing_is_written(
 
     monkeypatch.setattr(onnx_export, "_to_onnx", lambda *args, **kwargs: Program())
     target = tmp_path / "strict.onnx"
-    model = load(exported["checkpoint"], fast=False)
+    model = load(exported["checkpoint"], fast=False).train()
     with pytest.raises(ExportError, match=r"above the tolerance 1\.000e-12; nothing was written"):
         export_onnx(model, target, working_size=WORKING, tolerance=1e-12)
     assert list(tmp_path.iterdir()) == []
+    assert all(module.training for module in model.modules())  # as it was given
 
 
 @needs_onnx
