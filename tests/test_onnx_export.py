@@ -202,6 +202,23 @@ def test_tolerance_is_enforced_and_nothing_is_written(
 
 
 @needs_onnx
+def test_export_with_int8_writes_the_quantized_graph(
+    exported: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Program:  # the exporter's result, without exporting again
+        def save(self, path: str) -> None:
+            shutil.copyfile(exported["onnx"], path)
+
+    monkeypatch.setattr(onnx_export, "_to_onnx", lambda *args, **kwargs: Program())
+    model = load(exported["checkpoint"], fast=False)
+    report = export_onnx(model, tmp_path / "int8.onnx", working_size=WORKING, quantize="int8")
+    assert report.quantization == "int8" and report.metadata["quantization"] == "int8"
+    assert report.fp32_max_difference <= report.tolerance and 0 < report.max_difference < 0.1
+    assert "int8 is not held to it" in report.summary()
+    assert [p.name for p in tmp_path.iterdir()] == ["int8.onnx"]
+
+
+@needs_onnx
 def test_int8_runs_close_to_fp32(exported: dict[str, Any], tmp_path: Path) -> None:
     import onnx
 
@@ -259,6 +276,16 @@ def test_example_colorizes_a_jpeg_at_full_resolution_without_torch(
     gray = read_gray(photo)[0]
     plain = load(exported["checkpoint"], fast=False)
     expected = recombine(gray, plain.predict_chroma(gray, WORKING))
+    assert np.abs(result.astype(int) - expected.astype(int)).max() <= 2
+    # a gray JPEG: its stored values are the gray, and the output keeps them as lightness
+    gray_photo = tmp_path / "gray.jpg"
+    Image.fromarray(color_array(60, 80, seed=4)).convert("L").save(gray_photo, quality=90)
+    done = _run_example(str(exported["onnx"]), str(gray_photo), "-o", str(tmp_path / "g.png"))
+    assert done.returncode == 0, done.stderr
+    gray = read_gray(gray_photo)[0]
+    expected = recombine(gray, plain.predict_chroma(gray, WORKING))
+    result = np.asarray(Image.open(tmp_path / "g.png"))
+    assert result.shape == (60, 80, 3)
     assert np.abs(result.astype(int) - expected.astype(int)).max() <= 2
 
 
