@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -383,20 +383,38 @@ def check_onnx(
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise ExportError(f"onnxruntime cannot load {str(path)!r}: {exc}") from None
-    reference = _plain_fp32(model)
     worst, total, count = 0.0, 0.0, 0
-    for photo in photos if photos is not None else check_photos():
-        gray = read_gray(photo)[0]
-        try:
-            (colour,) = session.run(None, {"gray": gray.numpy()})
-        except Exception as exc:
-            raise ExportError(f"onnxruntime cannot run {str(path)!r} on {photo}: {exc}") from None
-        expected = reference.colorize(gray, working_size)
-        difference = (torch.from_numpy(colour) - expected).abs()
-        worst = max(worst, difference.max().item())
-        total += difference.double().sum().item()
-        count += difference.numel()
+    with _modes_kept(model):
+        reference = _plain_fp32(model)
+        for photo in photos if photos is not None else check_photos():
+            gray = read_gray(photo)[0]
+            try:
+                (colour,) = session.run(None, {"gray": gray.numpy()})
+            except Exception as exc:
+                raise ExportError(
+                    f"onnxruntime cannot run {str(path)!r} on {photo}: {exc}"
+                ) from None
+            expected = reference.colorize(gray, working_size)
+            difference = (torch.from_numpy(colour) - expected).abs()
+            worst = max(worst, difference.max().item())
+            total += difference.double().sum().item()
+            count += difference.numel()
     return worst, total / max(count, 1)
+
+
+@contextlib.contextmanager
+def _modes_kept(model: nn.Module) -> Iterator[None]:
+    """Restore every submodule's training mode on exit.
+
+    The graph and the PyTorch reference share the model's networks and run them in eval
+    mode; a model in training is left as it was found.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
 
 
 def _plain_fp32(model: Colorizer) -> Colorizer:
@@ -581,14 +599,8 @@ def export_onnx(
     for module in ("onnx", "onnxscript", "onnxruntime"):
         _require(module)
     model, weights = _source(source)
-    # the graph shares the model's networks and exports them in eval mode: a model in
-    # training is left as it was found
-    modes = [(module, module.training) for module in model.modules()]
-    try:
+    with _modes_kept(model):
         return _export(model, weights, Path(path), working_size, quantize, tolerance, photos)
-    finally:
-        for module, mode in modes:
-            module.training = mode
 
 
 def _export(
