@@ -437,9 +437,9 @@ def quantize_int8(
     The convolutions' weights are quantized per channel to int8 and their inputs to
     uint8 with ranges calibrated on photos (static quantization in QDQ format, which
     onnxruntime runs as integer convolutions). Transposed convolutions (the U-Net's
-    decoder) stay in float: onnxruntime has no integer kernel for them on CPU, and
-    quantizing them made the graph slower than fp32 where it was measured (see the
-    Exporting page). The colour conversions around the networks stay in float too.
+    decoder) stay in float: quantized too, they made the graph slower than fp32 where it
+    was measured (see the Exporting page). The colour conversions around the networks
+    stay in float too.
 
     Args:
         source: the fp32 ``.onnx`` file :func:`export_onnx` wrote.
