@@ -17,6 +17,7 @@ nothing.
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-import piq
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -77,7 +77,7 @@ _AB_RANGE = 220.0
 
 #: The exact scoring settings, recorded in every :class:`EvalReport`.
 PROTOCOL: dict[str, Any] = {
-    "piq_version": piq.__version__,
+    "piq_version": importlib.metadata.version("piq"),
     "torch_version": torch.__version__.split("+")[0],
     "input": "sRGB B×3×H×W, float32, clamped to [0, 1] before every metric",
     "ssim": {
@@ -170,6 +170,9 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise MetricsError(
             f"SSIM needs images of at least {window}×{window} pixels, got {tuple(pred.shape[-2:])}"
         )
+    # piq is imported here: with torchvision it costs every colorkit command a second at start
+    import piq
+
     return piq.ssim(pred, target, **_SSIM_KWARGS)
 
 
@@ -187,6 +190,8 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         MetricsError: for a wrong shape or type, or NaN values.
     """
     pred, target = _check_pair(pred, target)
+    import piq
+
     return piq.psnr(pred, target, **_PSNR_KWARGS)
 
 
@@ -212,6 +217,8 @@ def psnr_ab(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         MetricsError: for a wrong shape or type, or NaN values.
     """
     pred, target = _check_pair(pred, target)
+    import piq
+
     return piq.psnr(_ab_unit(pred), _ab_unit(target), **_PSNR_KWARGS)
 
 

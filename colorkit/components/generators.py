@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -285,6 +284,10 @@ class TimmUNet(nn.Module):
         min_decoder_channels: int = 16,
     ) -> None:
         super().__init__()
+        # timm (with torchvision) takes seconds to import: only this generator pays for it,
+        # not every command that lists or loads components
+        import timm
+
         try:
             self.encoder = timm.create_model(
                 encoder, features_only=True, pretrained=pretrained, in_chans=in_channels
