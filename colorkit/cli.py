@@ -1,4 +1,4 @@
-"""The ``colorkit`` command line: train, evaluate, colorize, list, demo."""
+"""The ``colorkit`` command line: train, evaluate, colorize, export, list, demo, serve."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from colorkit.onnx_export import DEFAULT_TOLERANCE, QUANTIZATIONS, export_onnx
 from colorkit.registry import KINDS, ColorkitError, default_registry
 from colorkit.trainer import DEVICES, TrainConfig, resolve_device, train
 from colorkit.version import __version__
+from colorkit.web import Limits
+from colorkit.web import serve as serve_page
 from colorkit.weights import DEFAULT_WEIGHTS
 
 __all__ = ["build_parser", "main", "parse_overrides"]
@@ -243,6 +245,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("pattern", nargs="?", help="wildcard on names, e.g. 'unet*'")
 
+    serve = commands.add_parser(
+        "serve",
+        help="a local web page: drop photos in, compare before and after, download",
+        description="Serve a web page that colorizes the photos dropped on it, as `colorkit "
+        "colorize` does, shows them before and after, and offers the full-resolution results "
+        "one by one or as a zip. Needs the web extra: pip install 'colorkit[web]'.",
+    )
+    serve.add_argument(
+        "--weights",
+        nargs="+",
+        action="extend",
+        metavar="NAME|CHECKPOINT",
+        help="checkpoints, weights files or registered weights to offer (the first is "
+        f"selected); the registered weights are offered too; default: {DEFAULT_WEIGHTS!r}",
+    )
+    serve.add_argument(
+        "--host",
+        default=_default(serve_page, "host"),
+        help="address to listen on; other than 127.0.0.1, the page is reachable from the network",
+    )
+    serve.add_argument("--port", type=int, default=_default(serve_page, "port"))
+    serve.add_argument(
+        "--working-size",
+        type=int,
+        default=_default(serve_page, "working_size"),
+        help="the page's default working size (it can be changed there)",
+    )
+    serve.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=Limits.upload_bytes / 2**20,
+        help="largest upload, in MiB",
+    )
+    serve.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=Limits.pixels / 1e6,
+        help="largest image, in megapixels; larger ones are refused before decoding",
+    )
+    _add_device(serve)
+
     demo_command = commands.add_parser(
         "demo",
         help="train briefly on the embedded photos, then evaluate and colorize them",
@@ -363,6 +406,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    limits = Limits(
+        upload_bytes=max(1, round(args.max_upload_mb * 2**20)),
+        pixels=max(1, round(args.max_megapixels * 1e6)),
+    )
+    serve_page(
+        args.weights or (),
+        args.host,
+        args.port,
+        device=resolve_device(args.device),
+        precision=args.precision,
+        working_size=args.working_size,
+        limits=limits,
+    )
+    return 0
+
+
 def _format_default(value: Any) -> str:
     return "required" if value is inspect.Parameter.empty else repr(value)
 
@@ -398,6 +458,7 @@ COMMANDS = {
     "export": _cmd_export,
     "list": _cmd_list,
     "demo": _cmd_demo,
+    "serve": _cmd_serve,
 }
 
 

@@ -8,6 +8,7 @@ training and colorizing need, :func:`save_image` writes atomically, and
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -28,6 +29,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageReadError",
     "ImageWriteError",
+    "check_pixels",
     "file_key",
     "load_rgb",
     "open_image",
@@ -75,14 +77,21 @@ def open_image(path: str | Path, min_size: int | None = None) -> Image.Image:
             truncated, or declares more pixels than PIL's decompression-bomb limit.
     """
     path = Path(path)
+    with _reading(path), Image.open(path) as image:
+        if min_size is not None and image.format == "JPEG":
+            image.draft("RGB", (min_size, min_size))
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+    return _to_srgb(upright, path)
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn what reading an image file raises into an :class:`ImageReadError` naming it."""
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(f"{path}: empty file (0 bytes), expected an image")
-        with Image.open(path) as image:
-            if min_size is not None and image.format == "JPEG":
-                image.draft("RGB", (min_size, min_size))
-            image.load()
-            upright = ImageOps.exif_transpose(image)
+        yield
     except ImageReadError:
         raise
     except FileNotFoundError:
@@ -93,7 +102,35 @@ def open_image(path: str | Path, min_size: int | None = None) -> Image.Image:
         raise ImageReadError(f"{path}: image too large ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
-    return _to_srgb(upright, path)
+
+
+def check_pixels(path: str | Path, max_pixels: int) -> tuple[int, int]:
+    """The size an image file declares, refused above a pixel limit, without decoding it.
+
+    Only the header is read, so a small file that would decode to a huge image (a
+    decompression bomb) is refused before it takes any memory. The size is the stored
+    one, before any EXIF rotation.
+
+    Args:
+        path: the file.
+        max_pixels: the most pixels (width × height) accepted.
+
+    Returns:
+        ``(width, height)``.
+
+    Raises:
+        ImageReadError: naming the file, if it has more than ``max_pixels`` pixels or
+            more than PIL's decompression-bomb limit, or is missing, empty or not an image.
+    """
+    path = Path(path)
+    with _reading(path), Image.open(path) as image:
+        width, height = image.size
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"{path}: image too large ({width}×{height} pixels, "
+            f"{width * height / 1e6:.3g} megapixels; the limit is {max_pixels / 1e6:.3g})"
+        )
+    return width, height
 
 
 @functools.cache
