@@ -171,9 +171,13 @@ def _choices(given: Sequence[str]) -> list[_Choice]:
     registry = default_registry()
     registered = registry.list("weights")
     sources = list(dict.fromkeys([*(given or [DEFAULT_WEIGHTS]), *registered]))
+    # files are shown by name, or by the path given where two names are the same
+    names = collections.Counter(Path(source).name for source in sources)
     choices = []
     for index, source in enumerate(sources):
-        choice = _Choice(key=str(index), label=source, source=source)
+        name = Path(source).name
+        label = name if source in registered or names[name] == 1 else source
+        choice = _Choice(key=str(index), label=label, source=source)
         if source in registered and not Path(source).exists():
             choice.description = registry.get("weights", source).factory.description
             try:
@@ -185,7 +189,8 @@ def _choices(given: Sequence[str]) -> list[_Choice]:
             if not path.is_file():
                 resolve_weights(source, registry)  # raises, naming the nearest registered names
             meta = read_metadata(path)
-            choice.description = f"{meta.get('recipe_name', '?')}, step {meta.get('step', '?')}"
+            recipe, step = meta.get("recipe_name", "?"), meta.get("step", "?")
+            choice.description = f"{source}: {recipe}, step {step}"
         choices.append(choice)
     return choices
 

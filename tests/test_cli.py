@@ -27,7 +27,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run / "step-00000002.safetensors"
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "colorize", "list", "demo"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "colorize", "list", "demo", "serve"])
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

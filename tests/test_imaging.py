@@ -24,6 +24,7 @@ from support import (
 from colorkit.color import linear_to_srgb, rgb_to_gray
 from colorkit.imaging import (
     ImageReadError,
+    check_pixels,
     file_key,
     load_rgb,
     open_image,
@@ -95,6 +96,18 @@ def test_read_gray_names_the_bad_file(tmp_path: Path) -> None:
         read_gray(tmp_path / "broken.jpg")
     with pytest.raises(ImageReadError, match=r"missing\.png: no such file"):
         read_gray(tmp_path / "missing.png")
+
+
+def test_check_pixels_reads_the_header_only_and_refuses_large_images(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (12_000, 12_000)).save(bomb)  # 144 megapixels in a few kilobytes
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(ImageReadError, match=r"bomb\.png: image too large \(12000×12000 pixels"):
+        check_pixels(bomb, 50_000_000)
+    assert check_pixels(bomb, 144_000_000) == (12_000, 12_000)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"empty\.jpg: empty file"):
+        check_pixels(tmp_path / "empty.jpg", 100)
 
 
 # -- load_rgb ---------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def page(address: str) -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable)
         context = browser.new_context(
-            accept_downloads=True, viewport={"width": 1000, "height": 760}
+            accept_downloads=True, viewport={"width": 1000, "height": 900}
         )
         page = context.new_page()
         page.set_default_timeout(60_000)
@@ -100,8 +100,8 @@ def test_photos_are_colorized_compared_and_downloaded(
 
     page.goto(address)
     page.wait_for_selector("body[data-ready='true']")
-    assert page.locator("#weights option").first.inner_text().endswith("tiny.safetensors")
-    page.set_input_files("#files", [str(photo), str(corrupt)])
+    assert page.locator("#weights option").first.inner_text() == "tiny.safetensors"
+    page.set_input_files("#files", [str(corrupt), str(photo)])
 
     done = page.locator(".card[data-status='done']")
     failed = page.locator(".card[data-status='error']")
@@ -109,6 +109,8 @@ def test_photos_are_colorized_compared_and_downloaded(
     failed.wait_for()
     assert failed.locator(".name").inner_text() == "letter.jpg"
     assert failed.locator(".status").inner_text() == "letter.jpg: not an image file PIL can read"
+    assert not failed.locator("a.download").is_visible()
+    assert not failed.locator(".compare").is_visible()
 
     # the comparison: both images shown, the slider moves the boundary
     compare = done.locator(".compare")
@@ -126,7 +128,7 @@ def test_photos_are_colorized_compared_and_downloaded(
     page.screenshot(path=str(screenshot))
     if "COLORKIT_WEB_SCREENSHOT" in os.environ:  # the docs' copy: a palette keeps it small
         Image.open(screenshot).convert("RGB").quantize(128).save(screenshot, optimize=True)
-    assert Image.open(screenshot).size == (1000, 760)
+    assert Image.open(screenshot).size == (1000, 900)
 
     # the full-resolution download: the photo's size and its lightness
     with page.expect_download() as started:

@@ -30,7 +30,9 @@
   };
 
   function megabytes(bytes) {
-    return bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MB` : `${Math.ceil(bytes / 1024)} kB`;
+    if (bytes < 2 ** 20) return `${Math.ceil(bytes / 1024)} kB`;
+    const mb = bytes / 2 ** 20;
+    return `${Number.isInteger(mb) ? mb : mb.toFixed(1)} MB`;
   }
 
   // -- weights ----------------------------------------------------------------------------
