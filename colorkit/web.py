@@ -80,6 +80,8 @@ _COOKIE = "colorkit_session"
 #: long side of the before/after images shown on the page; the download is full size
 _PREVIEW = 1600
 _PREVIEW_QUALITY = 88
+#: sessions kept; a new one beyond this drops the oldest idle one with its results
+_SESSIONS = 256
 #: models kept loaded, so that switching back and forth between two weights is quick
 _LOADED_MODELS = 2
 _ASSETS = {
@@ -494,10 +496,21 @@ class _Server:
         response = Response(self.assets["index.html"], media_type=_ASSETS["index.html"])
         response.headers["cache-control"] = "no-store"
         if self._session(request) is None:
+            self._forget_old_sessions()
             token = secrets.token_urlsafe(32)
             self.sessions[token] = _Session(token)
             response.set_cookie(_COOKIE, token, httponly=True, samesite="strict", path="/")
         return response
+
+    def _forget_old_sessions(self) -> None:
+        """Keep fewer than :data:`_SESSIONS` sessions, so that page loads cannot fill the disk."""
+        for token, session in list(self.sessions.items()):  # oldest first
+            if len(self.sessions) < _SESSIONS:
+                return
+            if all(job.status in ("done", "error") for job in session.jobs.values()):
+                del self.sessions[token]
+                for job in session.jobs.values():
+                    shutil.rmtree(job.folder, ignore_errors=True)
 
     async def asset(self, request: Request) -> Response:
         name = request.path_params["name"]

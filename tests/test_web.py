@@ -141,6 +141,22 @@ def test_only_the_session_that_uploaded_reads_its_results(
     assert _upload(TestClient(client.app, base_url=BASE), b"x", "a.jpg").status_code == 401
 
 
+def test_old_idle_sessions_are_forgotten_with_their_results(
+    client_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web, "_SESSIONS", 2)
+    client = client_for()
+    job = _upload(client, _jpeg(), "first.jpg").json()
+    assert _wait(client, job["id"])["status"] == "done"
+    server = client.app.state.colorkit
+    folders = list(server.root.iterdir())
+    for _ in range(2):  # two more browsers
+        assert TestClient(client.app, base_url=BASE).get("/").status_code == 200
+    assert len(server.sessions) == 2
+    assert client.get("/api/state").status_code == 401
+    assert not any(folder.exists() for folder in folders)
+
+
 def test_upload_names_never_become_paths(client_for: Any) -> None:
     client = client_for()
     server = client.app.state.colorkit
