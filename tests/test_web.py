@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import threading
 import zipfile
@@ -98,6 +99,8 @@ def test_page_assets_and_headers(client_for: Any) -> None:
     policy = page.headers["content-security-policy"]
     assert "default-src 'none'" in policy and "script-src 'self'" in policy
     assert client.get("/assets/app.js").status_code == 200
+    for asset in ("/", "/assets/app.js", "/assets/style.css"):  # offline: nothing from elsewhere
+        assert not re.search(r"(https?:)?//[\w.-]+\.\w", client.get(asset).text), asset
     assert client.get("/assets/style.css").headers["content-type"].startswith("text/css")
     for path in ("/assets/web.py", "/assets/..%2Fweb.py", "/assets/index.html", "/web.py"):
         assert client.get(path).status_code == 404, path
