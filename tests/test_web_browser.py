@@ -28,6 +28,8 @@ from colorkit import web
 from colorkit.checkpoint import save_checkpoint
 from colorkit.data import embedded_photos
 from colorkit.imaging import read_gray
+from colorkit.registry import Component, default_registry
+from colorkit.weights import Weights
 
 pytest.importorskip("starlette", reason="colorkit serve needs the web extra: pip install -e .[web]")
 uvicorn = pytest.importorskip("uvicorn", reason="colorkit serve needs the web extra")
@@ -48,12 +50,27 @@ def _chromium() -> str | None:
     return None
 
 
+class _MissingWeights:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @colorkit.hookimpl
+    def colorkit_components(self) -> list[Component]:
+        return [Component("weights", "missing-test-weights", Weights(self.path))]
+
+
 @pytest.fixture(scope="module")
 def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     torch.manual_seed(0)
     model = colorkit.build("pix2pix+mlp", **TINY)
     checkpoint = save_checkpoint(model, tmp_path_factory.mktemp("run") / "tiny.safetensors", 1)
-    app = web.create_app([str(checkpoint)], working_size=128)
+    # registered weights whose file is missing, as a weights package's could be
+    plugin = _MissingWeights(checkpoint.parent / "never-written.safetensors")
+    default_registry().register_plugin(plugin, name="missing-test-weights")
+    try:
+        app = web.create_app([str(checkpoint)], working_size=128)
+    finally:
+        default_registry().unregister_plugin(plugin)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))  # tests listen on loopback only, on a free port
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
@@ -157,3 +174,17 @@ def test_a_reloaded_page_keeps_its_results(page: Any, address: str) -> None:
     card.wait_for()
     assert card.locator(".name").inner_text() == "coffee.jpg"
     assert page.get_attribute("#download-all", "aria-disabled") == "false"
+
+
+def test_missing_weights_are_explained_on_the_page(page: Any, address: str) -> None:
+    page.goto(address)
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.locator("#notice").is_hidden()
+    page.select_option("#weights", label="missing-test-weights")
+    notice = page.locator("#notice")
+    notice.wait_for()
+    text = notice.inner_text()
+    assert "“missing-test-weights” cannot be used" in text and "does not exist" in text
+    assert "colorkit serve --weights CHECKPOINT" in text
+    page.select_option("#weights", label="tiny.safetensors")
+    assert notice.is_hidden()
