@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import socket
 import struct
 import threading
 import zipfile
@@ -315,3 +316,14 @@ def test_serve_listens_on_loopback_and_warns_otherwise(
     monkeypatch.setattr(web, "_MISSING", ImportError("No module named 'starlette'"))
     assert main(["serve", "--weights", str(checkpoint)]) == 2
     assert "pip install 'colorkit[web]'" in capsys.readouterr().err
+
+
+def test_a_taken_port_is_a_clear_error(
+    checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--weights", str(checkpoint), "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
