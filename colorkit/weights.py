@@ -68,7 +68,7 @@ def resolve_weights(name: str, registry: Registry | None = None) -> Path:
     if not path.is_file():
         raise WeightsError(
             f"weights {name!r} (from {component.source}) point to {str(path)!r}, which does "
-            "not exist: reinstall the package that provides them"
+            "not exist; use a checkpoint with --weights, or install a package that ships that file"
         )
     return path
 

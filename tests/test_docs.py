@@ -70,6 +70,7 @@ PUBLIC_MODULES = (
     "colorkit.metrics",
     "colorkit.cli",
     "colorkit.web",
+    "colorkit.onnx_export",
 )
 
 SHELL_LANGUAGES = {"bash", "console", "sh", "shell", "shell-session", "zsh"}
