@@ -184,15 +184,22 @@ def test_graph_takes_any_batch_height_and_width(exported: dict[str, Any]) -> Non
         assert np.abs(rgb - expected.numpy()).max() <= 1 / 255
 
 
-@needs_onnx
-def test_tolerance_is_enforced_and_nothing_is_written(
-    exported: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    class Program:  # the exporter's result, without exporting again
+@pytest.fixture
+def reexport(exported: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exporter returns the module's exported graph instead of exporting again."""
+
+    class Program:
         def save(self, path: str) -> None:
             shutil.copyfile(exported["onnx"], path)
 
     monkeypatch.setattr(onnx_export, "_to_onnx", lambda *args, **kwargs: Program())
+
+
+@needs_onnx
+@pytest.mark.usefixtures("reexport")
+def test_tolerance_is_enforced_and_nothing_is_written(
+    exported: dict[str, Any], tmp_path: Path
+) -> None:
     target = tmp_path / "strict.onnx"
     model = load(exported["checkpoint"], fast=False).train()
     with pytest.raises(ExportError, match=r"above the tolerance 1\.000e-12; nothing was written"):
@@ -202,14 +209,10 @@ def test_tolerance_is_enforced_and_nothing_is_written(
 
 
 @needs_onnx
+@pytest.mark.usefixtures("reexport")
 def test_export_with_int8_writes_the_quantized_graph(
-    exported: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    exported: dict[str, Any], tmp_path: Path
 ) -> None:
-    class Program:  # the exporter's result, without exporting again
-        def save(self, path: str) -> None:
-            shutil.copyfile(exported["onnx"], path)
-
-    monkeypatch.setattr(onnx_export, "_to_onnx", lambda *args, **kwargs: Program())
     model = load(exported["checkpoint"], fast=False)
     report = export_onnx(model, tmp_path / "int8.onnx", working_size=WORKING, quantize="int8")
     assert report.quantization == "int8" and report.metadata["quantization"] == "int8"
