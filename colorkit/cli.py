@@ -87,6 +87,14 @@ def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> No
     parser.add_argument("--out", default=defaults.out, help="run directory")
     parser.add_argument("--size", type=int, default=defaults.size, help="training crop size")
     parser.add_argument(
+        "--max-resize",
+        type=float,
+        default=defaults.max_resize,
+        metavar="FACTOR",
+        help="scale augmentation: resize each photo's shorter side to a random multiple of "
+        f"--size in [{defaults.max_resize}, FACTOR] before the crop (default: no augmentation)",
+    )
+    parser.add_argument(
         "--steps", type=int, default=defaults.steps, help="total training iterations"
     )
     parser.add_argument(

@@ -42,6 +42,7 @@ from colorkit.registry import ColorkitError
 
 __all__ = [
     "SPLITS",
+    "TRAIN_RESIZE_FACTOR",
     "DataError",
     "DataWarning",
     "PhotoDataset",
@@ -56,7 +57,7 @@ __all__ = [
 ]
 
 #: Pix2pix trains on crops of images resized to this multiple of the crop size (286 for 256).
-_TRAIN_RESIZE_FACTOR = 1.125
+TRAIN_RESIZE_FACTOR = 1.125
 
 #: Longest side of the thumbnail the grayscale test looks at.
 _THUMBNAIL = 64
@@ -162,6 +163,14 @@ def _check_fraction(test_fraction: float) -> None:
 def _check_size(size: int) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise DataError(f"size={size!r}: expected a positive whole number of pixels")
+
+
+def _check_max_resize(max_resize: float) -> None:
+    if not isinstance(max_resize, (int, float)) or not max_resize >= TRAIN_RESIZE_FACTOR:
+        raise DataError(
+            f"max_resize={max_resize!r}: expected a number of at least {TRAIN_RESIZE_FACTOR} "
+            "(the shorter side of a training photo, in multiples of the crop size)"
+        )
 
 
 def split_paths(
@@ -301,7 +310,10 @@ class PhotoDataset(Dataset):
 
     Training items (``train=True``) follow pix2pix: the shorter side is resized to
     ``round(1.125 × size)``, then a random ``size × size`` crop is taken and flipped
-    left-right with probability 1/2, using torch's random number generator. Test
+    left-right with probability 1/2, using torch's random number generator. With
+    ``max_resize`` above 1.125 the factor is drawn uniformly from ``[1.125, max_resize]``
+    for each item (scale augmentation), so a model trained on small crops also sees
+    objects as large as a photo colorized at a larger working size shows them. Test
     items have the shorter side resized to ``size`` and are centre-cropped.
     Images smaller than that are scaled up.
 
@@ -310,9 +322,10 @@ class PhotoDataset(Dataset):
             :func:`split_paths`).
         size: the side of the square crops, in pixels.
         train: random augmentation (``True``) or the deterministic test transform.
+        max_resize: the largest shorter-side factor of training items (at least 1.125).
 
     Raises:
-        DataError: if ``size`` is not a positive integer.
+        DataError: if ``size`` is not a positive integer or ``max_resize`` is below 1.125.
 
     Attributes:
         paths: the image files, in item order.
@@ -320,12 +333,19 @@ class PhotoDataset(Dataset):
         train: whether items are augmented.
     """
 
-    def __init__(self, paths: Sequence[Path], size: int = 256, train: bool = True) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        size: int = 256,
+        train: bool = True,
+        max_resize: float = TRAIN_RESIZE_FACTOR,
+    ) -> None:
         _check_size(size)
+        _check_max_resize(max_resize)
         self.paths: list[Path] = [Path(p) for p in paths]
         self.size = size
         self.train = bool(train)
-        self._target = round(size * _TRAIN_RESIZE_FACTOR) if self.train else size
+        self.max_resize = float(max_resize)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -348,7 +368,13 @@ class PhotoDataset(Dataset):
             ImageReadError: naming the file, if it can no longer be read.
         """
         path = self.paths[index]
-        image = _resize_shorter(to_rgb(open_image(path, self._target)), self._target)
+        target = self.size
+        if self.train:
+            factor = TRAIN_RESIZE_FACTOR
+            if self.max_resize > factor:
+                factor += float(torch.rand(())) * (self.max_resize - factor)
+            target = round(self.size * factor)
+        image = _resize_shorter(to_rgb(open_image(path, target)), target)
         width, height = image.size
         if self.train:
             left = int(torch.randint(0, width - self.size + 1, ()).item())
@@ -369,6 +395,7 @@ def load_photos(
     test_fraction: float = 0.2,
     seed: int = 0,
     eval_data: str | Path | None = None,
+    max_resize: float = TRAIN_RESIZE_FACTOR,
 ) -> tuple[PhotoDataset, PhotoDataset, ScanResult]:
     """Find, check and split a folder of photographs into training and test datasets.
 
@@ -381,6 +408,7 @@ def load_photos(
         eval_data: a separate folder of test photos (e.g. a data set's own test split);
             then every usable photo of ``data`` is for training and ``test_fraction``
             is not used.
+        max_resize: the scale augmentation of the training items (see :class:`PhotoDataset`).
 
     Returns:
         ``(train, test, scan)``: the augmented training :class:`PhotoDataset`, the
@@ -395,6 +423,7 @@ def load_photos(
     # options are checked before the scan, which can take a while, so a typo fails at once
     _check_size(size)
     _check_fraction(test_fraction)
+    _check_max_resize(max_resize)
     root = photo_folder(data)
     scan = scan_images(find_images(root))
     if eval_data is not None:
@@ -416,7 +445,8 @@ def load_photos(
         )
     else:
         train, test = split_paths(scan.usable, test_fraction, seed)
-    return PhotoDataset(train, size, train=True), PhotoDataset(test, size, train=False), scan
+    training = PhotoDataset(train, size, train=True, max_resize=max_resize)
+    return training, PhotoDataset(test, size, train=False), scan
 
 
 def evaluation_photos(

@@ -32,7 +32,7 @@ from colorkit.checkpoint import (
     save_checkpoint,
 )
 from colorkit.compose import build
-from colorkit.data import PhotoDataset, ScanResult, load_photos
+from colorkit.data import TRAIN_RESIZE_FACTOR, PhotoDataset, ScanResult, load_photos
 from colorkit.engine import Colorizer
 from colorkit.files import remove_stale_temporaries, write_json
 from colorkit.plots import loss_curves, read_metrics, sample_grid
@@ -53,6 +53,8 @@ class TrainConfig:
         data: folder of color photos; ``None`` for the embedded photos.
         out: run directory for checkpoints, logs and samples.
         size: training crop size in pixels.
+        max_resize: scale augmentation: each training photo's shorter side is resized to
+            a random multiple of ``size`` in ``[1.125, max_resize]`` before the crop.
         steps: total training iterations (a resumed run continues up to this).
         batch: images per iteration per process.
         seed: seed of initialisation, data split, data order and augmentation.
@@ -76,6 +78,7 @@ class TrainConfig:
     data: str | None = None
     out: str = "runs/colorkit"
     size: int = 256
+    max_resize: float = TRAIN_RESIZE_FACTOR
     steps: int = 1000
     batch: int = 4
     seed: int = 0
@@ -108,6 +111,7 @@ class TrainConfig:
             test_fraction=self.test_fraction,
             seed=self.seed,
             eval_data=self.eval_data,
+            max_resize=self.max_resize,
         )
 
     def validate(self) -> None:

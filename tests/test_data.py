@@ -24,6 +24,7 @@ from support import (
 
 from colorkit.color import linear_to_srgb
 from colorkit.data import (
+    TRAIN_RESIZE_FACTOR,
     DataError,
     DataWarning,
     PhotoDataset,
@@ -267,6 +268,36 @@ def test_train_items_are_random_crops_and_flips_reproducible_by_seed(tmp_path):
         seen.add(matches[0])
     assert len({flip for _, _, flip in seen}) == 2  # both flipped and plain crops occur
     assert len({(top, left) for top, left, _ in seen}) > 3
+
+
+def test_max_resize_draws_crops_at_several_scales(tmp_path):
+    # a horizontal ramp: the span of values a crop covers is the share of the photo's
+    # width it shows, so it tells the scale the item was resized to
+    ramp = np.repeat(np.linspace(0, 255, 64, dtype=np.float64)[None, :], 64, axis=0)
+    array = np.stack([ramp, 255 - ramp, np.full_like(ramp, 128)], axis=-1).astype(np.uint8)
+    path = save(tmp_path / "ramp.png", Image.fromarray(array))
+
+    def spans(max_resize: float) -> list[float]:
+        dataset = PhotoDataset([path], size=32, train=True, max_resize=max_resize)
+        torch.manual_seed(0)
+        items = [dataset[0][0] for _ in range(40)]
+        return [float(item.max() - item.min()) for item in items]
+
+    plain, zoomed = spans(TRAIN_RESIZE_FACTOR), spans(3.0)
+    # 32 of round(32 × 1.125) = 36 pixels: about 0.86 of the ramp in every item
+    assert min(plain) > 0.8
+    assert max(plain) - min(plain) < 0.02
+    # factors up to 3 show as little as a third of the ramp, and the factor varies
+    assert min(zoomed) < 0.45
+    assert max(zoomed) > 0.7
+
+
+@pytest.mark.parametrize("max_resize", [1.0, 0.5, "2", None])
+def test_max_resize_below_the_pix2pix_factor_is_refused(max_resize):
+    with pytest.raises(DataError, match="max_resize"):
+        PhotoDataset(fake_paths(2), size=16, max_resize=max_resize)
+    with pytest.raises(DataError, match="max_resize"):
+        load_photos(None, size=16, max_resize=max_resize)
 
 
 def test_eval_items_are_deterministic_centre_crops(tmp_path):
