@@ -23,7 +23,9 @@ What is measured:
 (f) bf16 against fp32 training: the test scores after the same steps and seed;
 (g) the ONNX export (``colorkit export --format onnx``, fp32 and ``--quantize int8``) run
     by onnxruntime against the inference copy, colorizing gray batches of 1 and 8 at
-    ``--size`` (the working size too), and the files' sizes (needs the ``onnx`` extra).
+    ``--size`` (the working size too), and the files' sizes (needs the ``onnx`` extra);
+(h) ``colorkit serve``: seconds from the command to its first answered page, process start
+    and imports included (needs the ``web`` extra).
 
 With a GPU, the step figures also say what fraction of the GPU's dense bf16 peak they
 reach (FLOPs counted with ``torch.utils.flop_counter``; peaks from
@@ -39,11 +41,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +83,7 @@ COLORIZE_SECONDS = 8.0
 COLORIZE_PEAK_MB = 2500.0
 SSIM_TOLERANCE = 0.005
 PSNR_TOLERANCE = 0.2
+SERVE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -817,6 +822,67 @@ def test_onnx_inference(
     _show(capsys, f"ONNX export, batch {batch}", rows)
     _sane(*ips.values())
     assert reports["fp32"].max_difference <= reports["fp32"].tolerance
+
+
+# -- (h) `colorkit serve` start-up ------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _seconds_to_first_page(env: dict[str, str]) -> float:
+    """Launch ``colorkit serve`` and time it until its page answers (process start included)."""
+    port = _free_port()
+    start = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "colorkit", "serve", "--port", str(port), "--device", "cpu"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while time.perf_counter() - start < 60:
+            if server.poll() is not None:
+                raise AssertionError(f"colorkit serve exited early:\n{server.stderr.read()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as page:
+                    if page.status == 200 and page.read():
+                        return time.perf_counter() - start
+            except OSError:
+                time.sleep(0.02)
+        raise AssertionError("colorkit serve did not answer within 60 s")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_serve_start_up(benchmark: Any, plan: Plan, capsys: pytest.CaptureFixture[str]) -> None:
+    """From ``colorkit serve`` to its first answered page: seconds (needs the ``web`` extra)."""
+    pytest.importorskip("uvicorn", reason="colorkit serve needs the web extra")
+    threads = str(CPU_THREADS)
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    times: list[float] = []
+    benchmark.pedantic(
+        lambda: times.append(_seconds_to_first_page(env)),
+        rounds=plan.colorize_repeats + 2,
+        iterations=1,
+    )
+    best, worst = min(times), max(times)
+    rows = [
+        Row(
+            "(h) `colorkit serve` to first page, s (best | worst)",
+            "",
+            f"{_fmt(best)} | {_fmt(worst)}",
+            "",
+            f"< {SERVE_SECONDS:g} s",
+            "met" if worst < SERVE_SECONDS else "NOT MET",
+            {"times": times},
+        )
+    ]
+    _show(capsys, f"colorkit serve start-up on {CPU_THREADS} CPU threads", rows)
+    _sane(*times)
 
 
 # -- the table -----------------------------------------------------------------------------
