@@ -15,7 +15,7 @@ from typing import Any
 from colorkit.checkpoint import DTYPES, export_weights, load
 from colorkit.colorizing import colorize_paths
 from colorkit.data import SPLITS, evaluation_photos, photo_folder
-from colorkit.demo import DEMO, demo
+from colorkit.demo import DEMO, demo, pretrained_demo
 from colorkit.engine import Colorizer
 from colorkit.fast import PRECISIONS
 from colorkit.files import write_json
@@ -296,9 +296,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo_command = commands.add_parser(
         "demo",
-        help="train briefly on the embedded photos, then evaluate and colorize them",
-        description="A few minutes on a CPU: trains on the embedded photos, prints the scores "
-        "of the held-out photo and writes demo.png (gray | truth | generator | refined).",
+        help="colorize the embedded photos with the starter weights (--train: train briefly)",
+        description="Seconds: colorizes colour photos turned gray (the embedded photos unless "
+        "--data is given) with pretrained weights, prints their scores beside the gray input and "
+        "writes <weights>.png (gray | colorized | truth) into --out. With --train, a few "
+        "minutes on a CPU: trains on the photos, prints the scores of the held-out photo and "
+        "writes demo.png (gray | truth | generator | refined); the training options apply then.",
+    )
+    demo_command.add_argument(
+        "--train", action="store_true", help="train a model briefly instead of using weights"
+    )
+    demo_command.add_argument(
+        "--weights",
+        default=DEFAULT_WEIGHTS,
+        help="registered weights, a weights file or a checkpoint; default: %(default)r",
+    )
+    demo_command.add_argument(
+        "--working-size",
+        type=int,
+        default=_default(pretrained_demo, "working_size"),
+        help="longer side the networks run at",
     )
     _train_options(demo_command, DEMO)
     return parser
@@ -452,6 +469,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if not args.train:
+        shown = pretrained_demo(
+            args.weights,
+            args.data,
+            args.out,
+            args.working_size,
+            device=resolve_device(args.device),
+            progress=not args.no_progress,
+        )
+        print(shown.report.table())
+        print(f"scores: {shown.scores}")
+        print(f"{shown.photos} photos, gray | colorized | truth: {shown.picture}")
+        return 0
     result = demo(_train_config(args, DEMO))
     print(result.report.table())
     print(f"held-out scores: {result.scores}")

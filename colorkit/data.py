@@ -34,6 +34,7 @@ from colorkit.imaging import (
     IMAGE_EXTENSIONS,
     ImageReadError,
     open_image,
+    pil_to_tensor,
     to_rgb,
     walk_images,
     without_path,
@@ -385,8 +386,7 @@ class PhotoDataset(Dataset):
         image = image.crop((left, top, left + self.size, top + self.size))
         if flip:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        array = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
-        return torch.from_numpy(array).to(torch.float32).div_(255.0)
+        return pil_to_tensor(image)
 
 
 def load_photos(

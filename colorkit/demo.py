@@ -1,8 +1,14 @@
-"""The demo behind ``colorkit demo``: a short training run on the embedded photos, then
-its held-out scores and a grid of what it colorizes.
+"""The demos behind ``colorkit demo``.
 
->>> from colorkit.demo import DEMO, demo
->>> result = demo(DEMO)  # doctest: +SKIP
+:func:`pretrained_demo` (``colorkit demo``) colorizes real photos with pretrained weights
+(the ``starter`` weights unless told otherwise) in seconds: a picture of each photo gray,
+colorized and true, and the scores beside the gray input. :func:`demo`
+(``colorkit demo --train``) is a short training run on the embedded photos, then its
+held-out scores and a grid of what it colorizes.
+
+>>> from colorkit.demo import DEMO, demo, pretrained_demo
+>>> shown = pretrained_demo()  # doctest: +SKIP
+>>> trained = demo(DEMO)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -13,15 +19,31 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
-from colorkit.data import PhotoDataset
+from colorkit.checkpoint import load
+from colorkit.color import rgb_to_gray
+from colorkit.data import PhotoDataset, evaluation_photos, find_images, photo_folder, scan_images
 from colorkit.files import write_json
+from colorkit.imaging import load_rgb, pil_to_tensor, tensor_to_pil
 from colorkit.metrics import EvalReport, evaluate
-from colorkit.plots import sample_grid
+from colorkit.plots import photo_rows, sample_grid
 from colorkit.registry import default_registry
 from colorkit.trainer import TrainConfig, TrainResult, train
+from colorkit.weights import DEFAULT_WEIGHTS
 
-__all__ = ["DEMO", "DemoResult", "demo", "fitting_overrides"]
+__all__ = [
+    "DEMO",
+    "PICTURE_HEIGHT",
+    "DemoResult",
+    "PretrainedDemoResult",
+    "demo",
+    "fitting_overrides",
+    "pretrained_demo",
+]
+
+#: Height, in pixels, of each photo in the picture :func:`pretrained_demo` draws.
+PICTURE_HEIGHT = 256
 
 #: The demo's settings: a few minutes on a CPU; a second demo reuses (or extends) the run.
 DEMO = TrainConfig(out="runs/demo", size=128, steps=200, resume=True)
@@ -109,3 +131,83 @@ def demo(config: TrainConfig = DEMO) -> DemoResult:
     images = torch.stack([photos[i] for i in range(len(photos))])
     grid = sample_grid(result.model, images, result.run_dir / "demo.png")
     return DemoResult(result, report, scores, grid, len(test_set))
+
+
+@dataclass
+class PretrainedDemoResult:
+    """What :func:`pretrained_demo` made.
+
+    Attributes:
+        weights: the weights used, as given.
+        report: the scores of the photos (centre crops at ``size``), beside the gray input.
+        scores: the JSON file of those scores.
+        picture: the PNG of every photo: gray | colorized | truth.
+        photos: how many photos it shows.
+    """
+
+    weights: str
+    report: EvalReport
+    scores: Path
+    picture: Path
+    photos: int
+
+
+def pretrained_demo(
+    weights: str | Path = DEFAULT_WEIGHTS,
+    data: str | Path | None = None,
+    out: str | Path = "runs/demo",
+    working_size: int = 256,
+    size: int = 256,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> PretrainedDemoResult:
+    """Colorize colour photos turned gray with pretrained weights; draw and score the result.
+
+    Each photo is shown whole at :data:`PICTURE_HEIGHT` pixels high, gray | colorized |
+    truth, colorized at ``working_size`` like ``colorkit colorize`` does. The scores are
+    those of ``colorkit evaluate`` (centre crops of ``size`` pixels) beside the gray input.
+    Writes ``<name>.png`` and ``<name>-metrics.json`` into ``out``, where ``<name>`` is the
+    weights' name (or the file's stem).
+
+    Args:
+        weights: registered weights (``colorkit list weights``), a weights file or a
+            checkpoint.
+        data: a folder of colour photos; ``None`` for the embedded photos (never trained on
+            by the ``starter`` weights).
+        out: the folder to write into.
+        working_size: the longer side the networks run at.
+        size: the side of the scored centre crops.
+        device: where to run.
+        progress: show a progress bar while scoring.
+
+    Returns:
+        The scores and where the picture and scores were written.
+
+    Raises:
+        colorkit.weights.WeightsError: for weights that are neither a file nor registered.
+        colorkit.data.DataError: if ``data`` holds no usable colour photo.
+    """
+    model = load(weights, device=device)
+    folder = photo_folder(data)
+    dataset = evaluation_photos(folder, size)
+    rows = []
+    for path in scan_images(find_images(folder)).usable:
+        photo = load_rgb(path)
+        photo = photo.resize(
+            (max(1, round(photo.width * PICTURE_HEIGHT / photo.height)), PICTURE_HEIGHT),
+            Image.Resampling.LANCZOS,
+        )
+        gray = rgb_to_gray(pil_to_tensor(photo)[None]).to(model.device)
+        colorized = model.colorize(gray, working_size=working_size)
+        rows.append([tensor_to_pil(gray[0].expand(3, -1, -1)), tensor_to_pil(colorized[0]), photo])
+    name = Path(str(weights)).stem
+    out = Path(out)
+    picture = photo_rows(rows, ["gray input", f"colorized ({name})", "truth"], out / f"{name}.png")
+    report = evaluate(
+        model,
+        dataset,
+        progress=progress,
+        protocol_extra={"weights": str(weights), "data": str(folder), "size": size},
+    )
+    scores = write_json(out / f"{name}-metrics.json", report.to_json())
+    return PretrainedDemoResult(str(weights), report, scores, picture, len(rows))

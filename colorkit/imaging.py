@@ -33,9 +33,11 @@ __all__ = [
     "file_key",
     "load_rgb",
     "open_image",
+    "pil_to_tensor",
     "read_gray",
     "same_file",
     "save_image",
+    "tensor_to_pil",
     "to_rgb",
     "walk_images",
     "without_path",
@@ -250,6 +252,32 @@ def load_rgb(path: str | Path) -> Image.Image:
             truncated or too large.
     """
     return to_rgb(open_image(path))
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """An 8-bit RGB image as a ``3×H×W`` float32 tensor in ``[0, 1]``.
+
+    Args:
+        image: a PIL image in mode ``"RGB"``.
+
+    Returns:
+        The tensor.
+    """
+    array = np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
+    return torch.from_numpy(array).to(torch.float32).div_(255.0)
+
+
+def tensor_to_pil(rgb: torch.Tensor) -> Image.Image:
+    """A ``3×H×W`` RGB tensor in ``[0, 1]`` as an 8-bit PIL image (clamped and rounded).
+
+    Args:
+        rgb: the tensor, on any device and of any floating dtype.
+
+    Returns:
+        The image in mode ``"RGB"``.
+    """
+    array = (rgb.clamp(0, 1).permute(1, 2, 0).float().cpu().numpy() * 255.0).round()
+    return Image.fromarray(array.astype(np.uint8))
 
 
 def read_gray(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None, Image.Image]:

@@ -15,18 +15,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from colorkit.color import rgb_to_gray
 from colorkit.files import atomic_path
-from colorkit.imaging import save_image
+from colorkit.imaging import save_image, tensor_to_pil
 
 if TYPE_CHECKING:
     from colorkit.engine import Colorizer
 
-__all__ = ["PARTS", "load_font", "loss_curves", "read_metrics", "sample_grid"]
+__all__ = ["PARTS", "load_font", "loss_curves", "photo_rows", "read_metrics", "sample_grid"]
 
 #: Panel title → prefix of the loss terms drawn in it (``train_step``'s key names).
 PARTS = {"discriminator": "d_", "generator": "g_", "refiner": "r_"}
@@ -156,9 +155,46 @@ def loss_curves(
     return Path(path)
 
 
-def _to_pil(rgb: torch.Tensor) -> Image.Image:
-    array = (rgb.clamp(0, 1).permute(1, 2, 0).float().cpu().numpy() * 255.0).round()
-    return Image.fromarray(array.astype(np.uint8))
+def photo_rows(
+    rows: Sequence[Sequence[Image.Image]], titles: Sequence[str], path: str | Path
+) -> Path:
+    """Write a PNG of photos side by side: one row per photo, one titled column per version.
+
+    Each row's images share a height and width (different rows may differ); each
+    column is as wide as its widest image.
+
+    Args:
+        rows: per row, one image per column.
+        titles: one title per column, written above it.
+        path: the PNG to write (atomically).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: if there are no rows or a row does not have one image per title.
+    """
+    if not rows:
+        raise ValueError("photo_rows needs at least one row")
+    for index, row in enumerate(rows):
+        if len(row) != len(titles):
+            raise ValueError(f"row {index} has {len(row)} images for {len(titles)} titles")
+    width = max(image.width for row in rows for image in row)
+    header = 14
+    height = header + sum(row[0].height for row in rows)
+    canvas = Image.new("RGB", (width * len(titles), height), "white")
+    draw = ImageDraw.Draw(canvas)
+    for column, title in enumerate(titles):
+        draw.text((column * width + 4, 2), title, fill="black")
+    top = header
+    for row in rows:
+        for column, image in enumerate(row):
+            canvas.paste(image.convert("RGB"), (column * width, top))
+        top += row[0].height
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(canvas, path, {"format": "PNG"})
+    return path
 
 
 def sample_grid(model: Colorizer, images: torch.Tensor, path: str | Path) -> Path:
@@ -183,15 +219,5 @@ def sample_grid(model: Colorizer, images: torch.Tensor, path: str | Path) -> Pat
         "generator": model.colorize(gray, refine=False),
         "refined": model.colorize(gray),
     }
-    height, width = images.shape[-2:]
-    header = 14
-    canvas = Image.new("RGB", (width * len(columns), header + height * len(images)), "white")
-    draw = ImageDraw.Draw(canvas)
-    for col, (title, batch) in enumerate(columns.items()):
-        draw.text((col * width + 4, 2), title, fill="black")
-        for row, rgb in enumerate(batch):
-            canvas.paste(_to_pil(rgb), (col * width, header + row * height))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(canvas, path, {"format": "PNG"})
-    return path
+    rows = [[tensor_to_pil(batch[row]) for batch in columns.values()] for row in range(len(images))]
+    return photo_rows(rows, list(columns), path)

@@ -216,7 +216,7 @@ def test_demo_trains_scores_and_draws_a_grid(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--steps", "2", "--out", str(out), *FAST, *TINY]) == 0
+    assert main(["demo", "--train", "--steps", "2", "--out", str(out), *FAST, *TINY]) == 0
     printed = capsys.readouterr().out
     assert "demo.png" in printed
     metrics = json.loads((out / "demo-metrics.json").read_text())
@@ -225,6 +225,32 @@ def test_demo_trains_scores_and_draws_a_grid(
         assert grid.width == 4 * 32
         photos = len(list(colorkit.data.embedded_photos().glob("*.jpg")))
         assert grid.height > photos * 32
+
+
+def test_demo_colorizes_the_embedded_photos_with_the_weights_given(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "shown"
+    args = ["demo", "--weights", str(trained), "--out", str(out), "--no-progress"]
+    assert main([*args, "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    photos = len(list(colorkit.data.embedded_photos().glob("*.jpg")))
+    assert f"{photos} photos, gray | colorized | truth" in printed
+    assert "model - gray" in printed
+    assert (out / f"{trained.stem}.png").is_file()
+    metrics = json.loads((out / f"{trained.stem}-metrics.json").read_text())
+    assert metrics["protocol"]["weights"] == str(trained)
+    assert not (out / "demo.png").exists()  # nothing was trained
+
+
+def test_demo_names_missing_weights_and_the_way_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere.safetensors"
+    assert main(["demo", "--weights", str(missing), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere.safetensors" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_option_defaults_are_the_train_configs() -> None:
