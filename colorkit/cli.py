@@ -308,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo_command.add_argument(
         "--weights",
-        default=DEFAULT_WEIGHTS,
-        help="registered weights, a weights file or a checkpoint; default: %(default)r",
+        action="append",
+        help="registered weights, a weights file or a checkpoint; repeat to compare several "
+        f"side by side; default: {DEFAULT_WEIGHTS!r}",
     )
     demo_command.add_argument(
         "--working-size",
@@ -471,16 +472,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.train:
         shown = pretrained_demo(
-            args.weights,
+            args.weights or DEFAULT_WEIGHTS,
             args.data,
             args.out,
             args.working_size,
             device=resolve_device(args.device),
             progress=not args.no_progress,
         )
-        print(shown.report.table())
+        print(shown.table())
         print(f"scores: {shown.scores}")
-        print(f"{shown.photos} photos, gray | colorized | truth: {shown.picture}")
+        columns = " | ".join(["gray", *shown.reports, "truth"])
+        print(f"{shown.photos} photos, {columns}: {shown.picture}")
         return 0
     result = demo(_train_config(args, DEMO))
     print(result.report.table())

@@ -14,6 +14,7 @@ held-out scores and a grid of what it colorizes.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from colorkit.color import rgb_to_gray
 from colorkit.data import PhotoDataset, evaluation_photos, find_images, photo_folder, scan_images
 from colorkit.files import write_json
 from colorkit.imaging import load_rgb, pil_to_tensor, tensor_to_pil
-from colorkit.metrics import EvalReport, evaluate
+from colorkit.metrics import EvalReport, comparison_table, evaluate
 from colorkit.plots import photo_rows, sample_grid
 from colorkit.registry import default_registry
 from colorkit.trainer import TrainConfig, TrainResult, train
@@ -138,22 +139,31 @@ class PretrainedDemoResult:
     """What :func:`pretrained_demo` made.
 
     Attributes:
-        weights: the weights used, as given.
-        report: the scores of the photos (centre crops at ``size``), beside the gray input.
+        reports: each weights' name (as given) → its scores on the photos (centre crops
+            at ``size``), beside the gray input.
         scores: the JSON file of those scores.
-        picture: the PNG of every photo: gray | colorized | truth.
+        picture: the PNG of every photo: gray | one column per weights | truth.
         photos: how many photos it shows.
     """
 
-    weights: str
-    report: EvalReport
+    reports: dict[str, EvalReport]
     scores: Path
     picture: Path
     photos: int
 
+    def table(self) -> str:
+        """The scores for the terminal: one model's full table, or several side by side."""
+        if len(self.reports) == 1:
+            return next(iter(self.reports.values())).table()
+        return comparison_table(self.reports)
+
+
+def _label(weights: str | Path) -> str:
+    return Path(str(weights)).stem
+
 
 def pretrained_demo(
-    weights: str | Path = DEFAULT_WEIGHTS,
+    weights: str | Path | Sequence[str | Path] = DEFAULT_WEIGHTS,
     data: str | Path | None = None,
     out: str | Path = "runs/demo",
     working_size: int = 256,
@@ -163,15 +173,16 @@ def pretrained_demo(
 ) -> PretrainedDemoResult:
     """Colorize colour photos turned gray with pretrained weights; draw and score the result.
 
-    Each photo is shown whole at :data:`PICTURE_HEIGHT` pixels high, gray | colorized |
-    truth, colorized at ``working_size`` like ``colorkit colorize`` does. The scores are
-    those of ``colorkit evaluate`` (centre crops of ``size`` pixels) beside the gray input.
-    Writes ``<name>.png`` and ``<name>-metrics.json`` into ``out``, where ``<name>`` is the
-    weights' name (or the file's stem).
+    Each photo is shown whole at :data:`PICTURE_HEIGHT` pixels high: gray, then each
+    weights' colorization at ``working_size`` (as ``colorkit colorize`` makes it), then the
+    truth. The scores are those of ``colorkit evaluate`` (centre crops of ``size``
+    pixels) beside the gray input. Writes ``<name>.png`` and ``<name>-metrics.json`` into
+    ``out``, where ``<name>`` is the weights' name or file stem, or ``comparison`` for
+    several weights.
 
     Args:
         weights: registered weights (``colorkit list weights``), a weights file or a
-            checkpoint.
+            checkpoint; or several, to compare them.
         data: a folder of colour photos; ``None`` for the embedded photos (never trained on
             by the ``starter`` weights).
         out: the folder to write into.
@@ -186,8 +197,13 @@ def pretrained_demo(
     Raises:
         colorkit.weights.WeightsError: for weights that are neither a file nor registered.
         colorkit.data.DataError: if ``data`` holds no usable colour photo.
+        ValueError: if no weights are given, or two share a name.
     """
-    model = load(weights, device=device)
+    chosen = [weights] if isinstance(weights, (str, Path)) else list(weights)
+    labels = [_label(w) for w in chosen]
+    if not chosen or len(set(labels)) < len(labels):
+        raise ValueError(f"weights: expected one or more with distinct names, got {labels}")
+    models = [load(w, device=device) for w in chosen]
     folder = photo_folder(data)
     dataset = evaluation_photos(folder, size)
     rows = []
@@ -197,17 +213,25 @@ def pretrained_demo(
             (max(1, round(photo.width * PICTURE_HEIGHT / photo.height)), PICTURE_HEIGHT),
             Image.Resampling.LANCZOS,
         )
-        gray = rgb_to_gray(pil_to_tensor(photo)[None]).to(model.device)
-        colorized = model.colorize(gray, working_size=working_size)
-        rows.append([tensor_to_pil(gray[0].expand(3, -1, -1)), tensor_to_pil(colorized[0]), photo])
-    name = Path(str(weights)).stem
+        gray = rgb_to_gray(pil_to_tensor(photo)[None])
+        colorized = [
+            tensor_to_pil(m.colorize(gray.to(m.device), working_size=working_size)[0])
+            for m in models
+        ]
+        rows.append([tensor_to_pil(gray[0].expand(3, -1, -1)), *colorized, photo])
+    name = labels[0] if len(labels) == 1 else "comparison"
     out = Path(out)
-    picture = photo_rows(rows, ["gray input", f"colorized ({name})", "truth"], out / f"{name}.png")
-    report = evaluate(
-        model,
-        dataset,
-        progress=progress,
-        protocol_extra={"weights": str(weights), "data": str(folder), "size": size},
+    picture = photo_rows(rows, ["gray input", *labels, "truth"], out / f"{name}.png")
+    reports = {
+        label: evaluate(
+            model,
+            dataset,
+            progress=progress,
+            protocol_extra={"weights": str(given), "data": str(folder), "size": size},
+        )
+        for label, given, model in zip(labels, chosen, models, strict=True)
+    }
+    scores = write_json(
+        out / f"{name}-metrics.json", {label: r.to_json() for label, r in reports.items()}
     )
-    scores = write_json(out / f"{name}-metrics.json", report.to_json())
-    return PretrainedDemoResult(str(weights), report, scores, picture, len(rows))
+    return PretrainedDemoResult(reports, scores, picture, len(rows))

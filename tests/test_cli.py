@@ -235,11 +235,11 @@ def test_demo_colorizes_the_embedded_photos_with_the_weights_given(
     assert main([*args, "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     photos = len(list(colorkit.data.embedded_photos().glob("*.jpg")))
-    assert f"{photos} photos, gray | colorized | truth" in printed
+    assert f"{photos} photos, gray | {trained.stem} | truth" in printed
     assert "model - gray" in printed
     assert (out / f"{trained.stem}.png").is_file()
     metrics = json.loads((out / f"{trained.stem}-metrics.json").read_text())
-    assert metrics["protocol"]["weights"] == str(trained)
+    assert metrics[trained.stem]["protocol"]["weights"] == str(trained)
     assert not (out / "demo.png").exists()  # nothing was trained
 
 

@@ -33,7 +33,7 @@ def test_pretrained_demo_draws_gray_colorized_and_truth_per_photo(
     )
     assert shown.photos == 2
     assert shown.picture == tmp_path / "out" / "tiny.png"
-    assert shown.report.protocol["images"] == 2
+    assert shown.reports["tiny"].protocol["images"] == 2
     with Image.open(shown.picture) as picture:
         pixels = np.asarray(picture.convert("RGB"), dtype=np.int16)
     widest = max(round(w * PICTURE_HEIGHT / h) for w, h in sizes)
@@ -61,3 +61,21 @@ def test_the_unet_owns_its_fitting_depth() -> None:
 
 def test_demo_defaults_are_a_short_resumable_run() -> None:
     assert (DEMO.steps, DEMO.size, DEMO.out, DEMO.resume) == (200, 128, "runs/demo", True)
+
+
+def test_pretrained_demo_compares_several_weights_column_by_column(
+    weights: Path, tmp_path: Path
+) -> None:
+    other = save_checkpoint(build_tiny(seed=1), tmp_path / "other.safetensors", 1)
+    shown = pretrained_demo(
+        [weights, other], out=tmp_path / "out", working_size=32, size=32, progress=False
+    )
+    assert list(shown.reports) == ["tiny", "other"]
+    assert shown.picture.name == "comparison.png"
+    assert "other" in shown.table() and "tiny" in shown.table()
+    with Image.open(shown.picture) as picture:
+        pixels = np.asarray(picture.convert("RGB"), dtype=np.int16)
+    columns = np.split(pixels[-PICTURE_HEIGHT:], 4, axis=1)  # the last photo's row
+    assert not np.array_equal(columns[1], columns[2])  # two models, two colorizations
+    with pytest.raises(ValueError, match="distinct names"):
+        pretrained_demo([weights, weights], out=tmp_path / "again")
