@@ -422,7 +422,20 @@ class EvalReport:
             f"{'gray input':<16}{_mean_cells(mean, 'gray_')}",
             f"{'ground truth':<16}{_cells(truth)}",
             f"{'model - gray':<16}{_cells(gain)}",
+            *self._gain_lines(mean),
         ]
+
+    def _gain_lines(self, mean: Mapping[str, float]) -> list[str]:
+        # a mean gain can hide a model that is wrong on most images and very right on a few
+        scored = [row for row in self.rows if "psnr_ab" in row and "gray_psnr_ab" in row]
+        if not scored:
+            return []
+        better = sum(row["psnr_ab"] > row["gray_psnr_ab"] for row in scored)
+        line = f"chroma PSNR above the gray input's on {better} of {len(scored)} images"
+        truth = mean.get("truth_colorfulness")
+        if truth and "colorfulness" in mean:
+            line += f"; colorfulness {mean['colorfulness'] / truth:.0%} of the truth's"
+        return [line]
 
     def _image_lines(self) -> list[str]:
         width = 16

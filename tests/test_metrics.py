@@ -355,6 +355,15 @@ def _report(images: list[str], gain: float) -> EvalReport:
     return EvalReport(rows=rows)
 
 
+def test_table_counts_the_images_whose_chroma_beats_the_gray_input() -> None:
+    rows = [*_report(["a", "b", "c"], 0.5).rows, *_report(["d"], -2.0).rows]
+    table = EvalReport(rows=rows).table()
+    # 3 of 4 images gain; colorfulness 20.5·3/4 + 18/4 = 19.875 of the truth's 40
+    assert "chroma PSNR above the gray input's on 3 of 4 images" in table
+    assert "colorfulness 50% of the truth's" in table
+    assert "on 0 of 1 images" in EvalReport(rows=_report(["x"], 0.0).rows).table()
+
+
 def test_comparison_table_lines_up_models_after_the_gray_input() -> None:
     table = comparison_table(
         {"runs/a/step-10.safetensors": _report(["x", "y"], 1.5), "b": _report(["x", "y"], -0.25)}
