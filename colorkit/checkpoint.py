@@ -49,6 +49,7 @@ __all__ = [
     "CheckpointWarning",
     "checkpoint_path",
     "export_weights",
+    "initialize_from",
     "latest_checkpoint",
     "load",
     "prune_checkpoints",
@@ -578,6 +579,52 @@ def load(path: str | Path, device: str | torch.device = "cpu", fast: bool = True
     except ValueError as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} has a bad precision: {exc}") from None
     return model.eval()
+
+
+def initialize_from(model: Colorizer, path: str | Path) -> list[str]:
+    """Copy the weights of another run into a new model, part by part, to fine-tune it.
+
+    Each part of ``model`` (``generator``, ``refiner``, ``discriminator``) that has
+    parameters and that the file holds is copied when every shape matches; a part the file
+    lacks (e.g. the discriminator of a weights-only export, or a refiner of a recipe
+    without one) keeps its fresh initialisation. The recipes may differ (initialise
+    ``pix2pix`` from ``unet-l1``, say); optimiser state is never copied.
+
+    Args:
+        model: the freshly built model.
+        path: a checkpoint or weights file, or the name of registered weights.
+
+    Returns:
+        The parts copied, e.g. ``["generator"]``.
+
+    Raises:
+        CheckpointError: for an unreadable file, a part whose shapes differ (naming the
+            first parameter that does), or a file from which no part could be copied.
+        WeightsError: for a name that is neither a file nor registered weights.
+    """
+    path = _locate(path)
+    read_metadata(path)  # a clear error for a file that is no colorkit checkpoint
+    shapes = _model_shapes(path)
+    copied = []
+    for part in ("generator", "refiner", "discriminator"):
+        prefix = f"{part}."
+        own = {k: v for k, v in model.state_dict().items() if k.startswith(prefix)}
+        saved = {k: v for k, v in shapes.items() if k.startswith(prefix)}
+        if not own or not saved:
+            continue
+        mismatch = _shape_mismatch(model, saved, (prefix,))
+        if mismatch is not None:
+            raise CheckpointError(f"cannot initialise the {part} from {str(path)!r}: {mismatch}")
+        tensors = _read_tensors(path, _MODEL + prefix)
+        getattr(model, part).load_state_dict(
+            {key[len(_MODEL + prefix) :]: value for key, value in tensors.items()}, strict=True
+        )
+        copied.append(part)
+    if not copied:
+        raise CheckpointError(
+            f"{str(path)!r} holds no weights for any part of the {model.recipe_name!r} model"
+        )
+    return copied
 
 
 def export_weights(source: str | Path | Colorizer, path: str | Path, dtype: str = "fp32") -> Path:

@@ -119,6 +119,13 @@ def _train_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> No
         metavar="DIR",
         help="separate folder of test photos for the samples; then all of --data is trained on",
     )
+    parser.add_argument(
+        "--init",
+        metavar="WEIGHTS",
+        help="start a new run from these weights (a checkpoint, a weights file or registered "
+        "weights such as starter): every part whose shapes match is copied, e.g. to fine-tune "
+        "on your photos or to add a GAN phase to an L1-trained generator",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_device(parser)
 

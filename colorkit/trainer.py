@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from tqdm import tqdm
 
 from colorkit.checkpoint import (
     checkpoint_path,
+    initialize_from,
     latest_checkpoint,
     prune_checkpoints,
     restore,
@@ -61,6 +63,9 @@ class TrainConfig:
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         precision: ``"auto"``, ``"bf16"`` or ``"fp32"`` (see :meth:`Colorizer.set_precision`).
         resume: continue from the newest checkpoint in ``out``.
+        init: weights to start a new run from (a checkpoint, a weights file or registered
+            weights): the parts whose shapes match are copied
+            (:func:`colorkit.checkpoint.initialize_from`); ignored when resuming.
         workers: data-loading worker processes.
         log_every: steps between metric log lines (the only host synchronisations).
         sample_every: steps between sample grids.
@@ -85,6 +90,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     resume: bool = False
+    init: str | None = None
     workers: int = 2
     log_every: int = 10
     sample_every: int = 250
@@ -312,6 +318,10 @@ def train(config: TrainConfig) -> TrainResult:
         if existing is not None:
             meta = restore(model, existing)
             start, rng_state = int(meta["step"]), meta.get("extra", {}).get("rng")
+        elif config.init is not None:
+            copied = initialize_from(model, config.init)
+            if env.main:
+                print(f"initialised the {' and '.join(copied)} from {config.init}", file=sys.stderr)
         if env.world > 1:
             model.distribute(device_ids=[env.device.index] if env.device.type == "cuda" else None)
         if env.main:

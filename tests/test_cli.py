@@ -212,6 +212,21 @@ def test_evaluate_rejects_a_file_that_is_no_checkpoint(
     assert str(fake) in capsys.readouterr().err
 
 
+def test_train_init_starts_a_new_run_from_weights_and_resume_ignores_it(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(steps: int, out: str, *extra: str) -> int:
+        common = ["--recipe", "pix2pix", "--steps", str(steps), *FAST, *TINY[:4]]
+        return main(["train", *common, "--out", str(tmp_path / out), *extra])
+
+    assert run(1, "tuned", "--init", str(trained)) == 0
+    assert f"initialised the generator and discriminator from {trained}" in capsys.readouterr().err
+    assert run(2, "tuned", "--init", str(trained), "--resume") == 0
+    assert "initialised" not in capsys.readouterr().err
+    assert run(1, "other", "--init", str(tmp_path / "none.safetensors")) == 2
+    assert "none.safetensors" in capsys.readouterr().err
+
+
 def test_demo_trains_scores_and_draws_a_grid(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,6 +13,7 @@ from colorkit.checkpoint import (
     WEIGHTS_FORMAT,
     CheckpointError,
     export_weights,
+    initialize_from,
     load,
     read_metadata,
     restore,
@@ -110,3 +111,46 @@ def test_third_party_weights_load_by_name(checkpoint: Path, tmp_path: Path) -> N
             load("tiny_test_weight")
     finally:
         registry.unregister_plugin(plugin)
+
+
+# -- starting a new run from weights --------------------------------------------------------
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Equal weights and buffers."""
+    return all(
+        torch.equal(x.float(), y.float())
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
+
+
+def test_initialize_copies_the_parts_the_file_holds(checkpoint: Path, tmp_path: Path) -> None:
+    saved = load(checkpoint, fast=False)
+    torch.manual_seed(5)
+    fresh = colorkit.build("pix2pix+mlp", **TINY)
+    untouched = colorkit.build("pix2pix+mlp", **TINY)
+    untouched.load_state_dict(fresh.state_dict())
+    assert initialize_from(fresh, checkpoint) == ["generator", "refiner", "discriminator"]
+    assert _same(fresh.generator, saved.generator) and _same(fresh.refiner, saved.refiner)
+
+    # a weights-only export has no discriminator: it keeps its fresh initialisation
+    exported = export_weights(checkpoint, tmp_path / "w.safetensors", "bf16")
+    assert initialize_from(untouched, exported) == ["generator", "refiner"]
+    mine, theirs = untouched.generator.state_dict(), saved.generator.state_dict()
+    for key, value in mine.items():  # the checkpoint's weights, rounded to bf16
+        assert torch.allclose(value.float(), theirs[key].float(), rtol=1e-2, atol=1e-3), key
+
+
+def test_initialize_across_recipes_copies_the_generator_alone(checkpoint: Path) -> None:
+    torch.manual_seed(6)
+    gan = colorkit.build("pix2pix", generator_depth=3, base_channels=8)
+    before = {k: v.clone() for k, v in gan.discriminator.state_dict().items()}
+    assert initialize_from(gan, checkpoint) == ["generator", "discriminator"]
+    assert _same(gan.generator, load(checkpoint, fast=False).generator)
+    assert any(not torch.equal(before[k], v) for k, v in gan.discriminator.state_dict().items())
+
+
+def test_initialize_refuses_other_shapes_naming_the_part(checkpoint: Path) -> None:
+    wider = colorkit.build("unet-l1", generator_depth=3, base_channels=16)
+    with pytest.raises(CheckpointError, match=r"cannot initialise the generator .*shape"):
+        initialize_from(wider, checkpoint)
+    with pytest.raises(WeightsError, match="no checkpoint file 'startr'"):
+        initialize_from(wider, "startr")
