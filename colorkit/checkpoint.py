@@ -25,7 +25,7 @@ import json
 import re
 import struct
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -627,7 +627,36 @@ def initialize_from(model: Colorizer, path: str | Path) -> list[str]:
     return copied
 
 
-def export_weights(source: str | Path | Colorizer, path: str | Path, dtype: str = "fp32") -> Path:
+def _averaged(paths: Sequence[Path]) -> Colorizer:
+    """The first checkpoint's model with every floating tensor averaged over all of them."""
+    models = [load(path, fast=False) for path in paths]
+    first = models[0]
+    for path, model in zip(paths[1:], models[1:], strict=True):
+        if (model.recipe_name, model.overrides, model.recipe.to_dict()) != (
+            first.recipe_name,
+            first.overrides,
+            first.recipe.to_dict(),
+        ):
+            raise CheckpointError(
+                f"cannot average {str(path)!r} with {str(paths[0])!r}: their models differ "
+                f"({_describe(model.recipe_name, model.recipe.to_dict())} against "
+                f"{_describe(first.recipe_name, first.recipe.to_dict())})"
+            )
+    states = [model.state_dict() for model in models]
+    averaged = {
+        # integer buffers (BatchNorm's step counts) are the last checkpoint's
+        key: torch.stack([state[key].double() for state in states]).mean(0).to(value.dtype)
+        if value.is_floating_point()
+        else states[-1][key]
+        for key, value in states[0].items()
+    }
+    first.load_state_dict(averaged)
+    return first
+
+
+def export_weights(
+    source: str | Path | Colorizer | Sequence[str | Path], path: str | Path, dtype: str = "fp32"
+) -> Path:
     """Write what colorizing needs, and nothing else, to a safetensors file.
 
     The generator's and the refiner's weights are kept (floating-point tensors in
@@ -635,8 +664,13 @@ def export_weights(source: str | Path | Colorizer, path: str | Path, dtype: str 
     the discriminator are dropped. The file loads with :func:`load` (and so with
     ``colorkit colorize``) and executes no code. Written atomically.
 
+    Several checkpoints of one run are averaged tensor by tensor (weights, biases and
+    BatchNorm statistics): the average of the last checkpoints of a noisy run is usually
+    better than any one of them, as in stochastic weight averaging.
+
     Args:
-        source: a checkpoint or weights file, a registered weights name, or a model.
+        source: a checkpoint or weights file, a registered weights name, a model, or a
+            sequence of checkpoints of the same model to average.
         path: the file to write; parent folders are created.
         dtype: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the stored precision of the weights.
 
@@ -644,17 +678,23 @@ def export_weights(source: str | Path | Colorizer, path: str | Path, dtype: str 
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        ValueError: for an unknown ``dtype``.
-        CheckpointError: for an unreadable source, or a file that cannot be written.
+        ValueError: for an unknown ``dtype`` or an empty sequence.
+        CheckpointError: for an unreadable source, checkpoints of different models, or a
+            file that cannot be written.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {dtype!r}")
     if isinstance(source, Colorizer):
         model, step, origin = source, 0, "a model in memory"
     else:
-        source_path = _locate(source)
-        model = load(source_path, fast=False)  # the saved precision, recorded below
-        step, origin = read_metadata(source_path)["step"], Path(source_path).name
+        sources = [source] if isinstance(source, (str, Path)) else list(source)
+        if not sources:
+            raise ValueError("export_weights needs at least one checkpoint")
+        paths = [_locate(item) for item in sources]
+        # fast=False keeps the saved precision, recorded below
+        model = _averaged(paths) if len(paths) > 1 else load(paths[0], fast=False)
+        step = read_metadata(paths[-1])["step"]
+        origin = ", ".join(Path(item).name for item in paths)
     tensors = {}
     for key, value in model.state_dict().items():
         if key.startswith(_COLORIZING_PARTS):

@@ -214,7 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
         "from a gray image (B×1×H×W in [0, 1], any size) to its colours, checked with "
         "onnxruntime against PyTorch on the embedded photos (needs the onnx extra).",
     )
-    export.add_argument("checkpoint", help="a checkpoint, weights file or registered weights name")
+    export.add_argument(
+        "checkpoint",
+        nargs="+",
+        help="a checkpoint, weights file or registered weights name; several checkpoints of one "
+        "run are averaged into one weights file",
+    )
     export.add_argument("-o", "--out", required=True, type=Path, help="the file to write")
     export.add_argument(
         "--format",
@@ -421,8 +426,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
             raise ValueError("--dtype applies to --format safetensors; an ONNX graph is fp32")
         if args.working_size < 1:
             raise ValueError(f"--working-size must be a positive size, got {args.working_size}")
+        if len(args.checkpoint) > 1:
+            raise ValueError("--format onnx exports one checkpoint; average them first")
         report = export_onnx(
-            args.checkpoint,
+            args.checkpoint[0],
             args.out,
             working_size=args.working_size,
             quantize=args.quantize,
@@ -435,7 +442,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     dtype = args.dtype or _default(export_weights, "dtype")
     path = export_weights(args.checkpoint, args.out, dtype)
     size = path.stat().st_size / 2**20
-    print(f"wrote {path} ({size:.1f} MiB, {dtype}): generator and refiner weights")
+    what = (
+        f"the average of {len(args.checkpoint)} checkpoints' " if len(args.checkpoint) > 1 else ""
+    )
+    print(f"wrote {path} ({size:.1f} MiB, {dtype}): {what}generator and refiner weights")
     return 0
 
 

@@ -73,6 +73,28 @@ def test_weights_cannot_resume_training(checkpoint: Path, tmp_path: Path) -> Non
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def test_export_averages_checkpoints_of_one_model(checkpoint: Path, tmp_path: Path) -> None:
+    first = load(checkpoint, fast=False)
+    other = load(checkpoint, fast=False)
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(1.0)
+    second = save_checkpoint(other, tmp_path / "step-00000002.safetensors", 2)
+    averaged = load(export_weights([checkpoint, second], tmp_path / "mean.safetensors"))
+    meta = read_metadata(tmp_path / "mean.safetensors")
+    assert meta["step"] == 2 and "step-00000002" in meta["extra"]["exported_from"]
+    for key, value in averaged.generator.state_dict().items():
+        if key.endswith("weight") and value.dim() > 1:  # parameters moved by 1, halfway is +0.5
+            expected = first.generator.state_dict()[key] + 0.5
+            assert torch.allclose(value.float(), expected.float(), atol=1e-5), key
+
+    wider = colorkit.build("pix2pix+mlp", **{**TINY, "base_channels": 16})
+    different = save_checkpoint(wider, tmp_path / "wider.safetensors", 3)
+    with pytest.raises(CheckpointError, match=r"cannot average .*wider\.safetensors"):
+        export_weights([checkpoint, different], tmp_path / "bad.safetensors")
+    assert not (tmp_path / "bad.safetensors").exists()
+
+
 def test_export_refuses_an_unknown_dtype(checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="dtype must be one of"):
         export_weights(checkpoint, tmp_path / "w.safetensors", "int8")
