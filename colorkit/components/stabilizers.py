@@ -102,7 +102,10 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     position = _base_grid(height, width, flow.device) + flow
     # grid_sample's coordinates run from -1 to 1 across the pixels' outer edges
     grid = torch.stack(
-        [(position[:, 0] + 0.5) * (2.0 / width) - 1.0, (position[:, 1] + 0.5) * (2.0 / height) - 1.0],
+        [
+            (position[:, 0] + 0.5) * (2.0 / width) - 1.0,
+            (position[:, 1] + 0.5) * (2.0 / height) - 1.0,
+        ],
         dim=-1,
     )
     return F.grid_sample(
@@ -111,9 +114,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 
 def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    return F.avg_pool2d(
-        x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False
-    )
+    return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
 
 
 def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
