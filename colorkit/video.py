@@ -685,15 +685,19 @@ def colorize_video(
                 work = _Colorizing(model, stabilizer, writer, working_size)
                 reader = _Reader(src, source, video, copied, depth=2 * settings.batch_size)
                 with contextlib.closing(reader), _torch_threads(settings.threads):
-                    _pump(reader, work, writer, settings.batch_size, bar, report)
+                    span = _pump(reader, work, writer, settings.batch_size, bar, report)
                 if work.written == 0:
                     raise VideoReadError(f"{src}: no frame of its video stream could be decoded")
                 writer.finish(target)
     report.frames = work.written
-    if reader.damaged or (info.frames and work.written < info.frames * 0.98):
-        announced = f" of {info.frames} announced" if info.frames else ""
+    # the header's frame count is not compared: AVI files, for one, announce the slots of
+    # frames they skip; the time the decoded frames cover is what shows a cut-off file
+    decoded = float(span * writer.time_base)
+    slack = 2.0 / float(writer.rate)
+    if reader.damaged or (info.duration and decoded < 0.95 * info.duration - slack):
+        covered = f" ({decoded:.1f} s of {info.duration:.1f} s)" if info.duration else ""
         report.notes.append(
-            f"{src}: damaged or truncated video: {work.written} frames decoded{announced}, "
+            f"{src}: damaged or truncated video: {work.written} frames decoded{covered}, "
             f"{reader.damaged} damaged packet(s) skipped"
         )
     report.seconds = time.perf_counter() - started
@@ -707,9 +711,13 @@ def _pump(
     batch_size: int,
     bar: tqdm,
     report: VideoReport,
-) -> None:
-    """Move everything the reader yields to the writer: packets copied, frames colorized."""
+) -> int:
+    """Move everything the reader yields to the writer: packets copied, frames colorized.
+
+    Returns the time the decoded frames cover, in the video stream's time base.
+    """
     timestamps: list[int] = []
+    first = end = None
     checked = colourful = 0
     for item in reader:
         if not isinstance(item, _Frame):
@@ -718,8 +726,11 @@ def _pump(
         if checked < _COLOUR_CHECK_FRAMES:
             checked += 1
             colourful += _is_colour(item.rgb)
-        if item.pts is not None and len(timestamps) < 1000:
-            timestamps.append(item.pts)
+        if item.pts is not None:
+            first = item.pts if first is None else min(first, item.pts)
+            end = max(end or item.pts, item.pts + (item.duration or 0))
+            if len(timestamps) < 1000:
+                timestamps.append(item.pts)
         bar.update(work.add(item, batch_size))
     bar.update(work.flush())
     if checked and colourful > checked // 2:
@@ -728,3 +739,4 @@ def _pump(
             "(its lightness is kept)"
         )
     report.notes.extend(_timing_notes(timestamps, reader.src))
+    return 0 if first is None or end is None else end - first
