@@ -53,7 +53,7 @@ from report import device_description, format_value, markdown_table, text_table,
 from report import write_text as write_report
 
 import colorkit
-from colorkit.color import rgb_to_lab, srgb8_to_gray
+from colorkit.color import rgb_to_gray, rgb_to_lab, srgb8_to_gray
 from colorkit.components.stabilizers import estimate_flow, warp
 from colorkit.data import embedded_photos
 from colorkit.imaging import load_rgb, walk_images
@@ -220,12 +220,6 @@ def _small(rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(tensor, size=size, mode="area") if tensor.shape[-2:] != size else tensor
 
 
-def _lightness(rgb: torch.Tensor) -> torch.Tensor:
-    from colorkit.color import rgb_to_gray
-
-    return rgb_to_gray(rgb)
-
-
 @dataclass
 class Scores:
     flicker: float
@@ -234,23 +228,32 @@ class Scores:
     frames: int
 
 
-def measure(clip: Clip, output: Path) -> Scores:
-    """Flicker of the output and of the truth, and the output's chroma PSNR, frame by frame."""
+def measure(clip: Clip, outputs: list[Path]) -> list[Scores]:
+    """Flicker of each output and of the truth, and the outputs' chroma PSNR, frame by frame.
+
+    The outputs are read side by side with the truth, so the truth's motion is estimated
+    once for all of them, and only two frames of each are held at a time.
+    """
     size = _metric_size(clip.size)
     scale = torch.tensor([size[1] / clip.size[1], size[0] / clip.size[0]]).view(1, 2, 1, 1)
-    flicker, truth_flicker, psnrs = [], [], []
-    previous: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    count = len(outputs)
+    flicker: list[list[float]] = [[] for _ in outputs]
+    psnrs: list[list[float]] = [[] for _ in outputs]
+    truth_flicker: list[float] = []
+    previous: tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]] | None = None
     frames = 0
-    for index, (truth_rgb, out_rgb) in enumerate(
-        zip(decoded_frames(clip.colour, clip.frames), decoded_frames(output), strict=True)
-    ):
+    streams = [decoded_frames(clip.colour, clip.frames), *map(decoded_frames, outputs)]
+    for index, (truth_rgb, *out_rgbs) in enumerate(zip(*streams, strict=True)):
         frames += 1
-        truth, out = _small(truth_rgb, size), _small(out_rgb, size)
-        psnrs.append(psnr_ab(out, truth).item())
-        truth_ab, out_ab = rgb_to_lab(truth)[:, 1:], rgb_to_lab(out)[:, 1:]
-        lightness = _lightness(truth)
+        truth = _small(truth_rgb, size)
+        outs = [_small(rgb, size) for rgb in out_rgbs]
+        for which, out in enumerate(outs):
+            psnrs[which].append(psnr_ab(out, truth).item())
+        truth_ab = rgb_to_lab(truth)[:, 1:]
+        out_abs = [rgb_to_lab(out)[:, 1:] for out in outs]
+        lightness = rgb_to_gray(truth)
         if previous is not None:
-            before_lightness, before_truth_ab, before_out_ab = previous
+            before_lightness, before_truth_ab, before_out_abs = previous
             if clip.flows is not None:
                 flow = clip.flows[index]
                 if flow is not None and flow.shape[-2:] != size:
@@ -258,18 +261,25 @@ def measure(clip: Clip, output: Path) -> Scores:
             else:
                 flow = estimate_flow(lightness, before_lightness, levels=5, iterations=5)
             if flow is not None:  # None: a cut, no motion to follow
-                inside = _inside(flow)
                 agree = (warp(before_lightness, flow) - lightness).abs() < OCCLUDED
-                mask = (inside & agree).float()
+                mask = (_inside(flow) & agree).float()
                 if mask.sum() > 0.05 * mask.numel():
-                    flicker.append(warping_error(out_ab, before_out_ab, flow, mask).item())
                     truth_flicker.append(
                         warping_error(truth_ab, before_truth_ab, flow, mask).item()
                     )
-        previous = (lightness, truth_ab, out_ab)
-    return Scores(
-        float(np.mean(flicker)), float(np.mean(truth_flicker)), float(np.mean(psnrs)), frames
-    )
+                    for which in range(count):
+                        error = warping_error(out_abs[which], before_out_abs[which], flow, mask)
+                        flicker[which].append(error.item())
+        previous = (lightness, truth_ab, out_abs)
+    return [
+        Scores(
+            float(np.mean(flicker[which])),
+            float(np.mean(truth_flicker)),
+            float(np.mean(psnrs[which])),
+            frames,
+        )
+        for which in range(count)
+    ]
 
 
 def _inside(flow: torch.Tensor) -> torch.Tensor:
@@ -314,30 +324,28 @@ def test_video_flicker_psnr_and_speed(
     model, model_name = _model(pytestconfig)
     rows: list[dict[str, Any]] = []
     for clip in clips:
+        reports = []
         for stabilizer in STABILIZERS:
             output = tmp_path / f"{clip.gray.stem}-{stabilizer}.mp4"
-            report = colorize_video(
-                model,
-                clip.gray,
-                output,
-                settings=VideoSettings(stabilizer=stabilizer),
-                progress=False,
+            settings = VideoSettings(stabilizer=stabilizer)
+            reports.append(
+                colorize_video(model, clip.gray, output, settings=settings, progress=False)
             )
-            scores = measure(clip, output)
+        for report, scores in zip(reports, measure(clip, [r.target for r in reports]), strict=True):
             assert scores.frames == report.frames
             rows.append(
                 {
                     "clip": clip.name,
                     "size": f"{clip.size[1]}×{clip.size[0]}",
                     "frames": report.frames,
-                    "stabilizer": stabilizer,
+                    "stabilizer": report.stabilizer,
                     "flicker": scores.flicker,
                     "truth_flicker": scores.truth_flicker,
                     "psnr_ab": scores.psnr_ab,
                     "frames_per_second": report.frames_per_second,
                 }
             )
-            print(f"{clip.name} {stabilizer}: {rows[-1]}")
+            print(f"{clip.name} {report.stabilizer}: {rows[-1]}")
     for row in rows:
         base = next(r for r in rows if r["clip"] == row["clip"] and r["stabilizer"] == "none")
         row["flicker_ratio"] = row["flicker"] / base["flicker"]
@@ -406,7 +414,7 @@ _MEMORY_SCRIPT = textwrap.dedent(
 def test_video_memory_is_flat(
     bench: Any, pytestconfig: pytest.Config, clips: list[Clip], tmp_path: Path
 ) -> None:
-    clip = clips[0]
+    clip = max(clips, key=lambda c: c.size[0] * c.size[1])  # the largest frames
     weights = pytestconfig.getoption("--video-weights") or ""
     total = sum(1 for _ in decoded_frames(clip.gray))
     results = []

@@ -218,8 +218,8 @@ class FlowStabilizer:
 
     def __init__(
         self,
-        strength: float = 0.8,
-        occlusion: float = 0.06,
+        strength: float = 0.9,
+        occlusion: float = 0.08,
         cut_fraction: float = 0.5,
         flow_size: int = 160,
         levels: int = 4,
