@@ -202,11 +202,12 @@ def synthetic_clip(photos: Path, folder: Path) -> Clip:
             rgb = rendered[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0)
             frames.append(rgb.contiguous().numpy())
             flows.append(None if step == 0 else _true_flow(camera, path[step - 1]))
-    colour = folder / f"synthetic-{photos.name}-colour.mkv"
-    gray = folder / f"synthetic-{photos.name}-gray.mkv"
+    label = f"{photos.parent.name}-{photos.name}"
+    colour = folder / f"synthetic-{label}-colour.mkv"
+    gray = folder / f"synthetic-{label}-gray.mkv"
     write_video(colour, iter(frames), SYNTHETIC_RATE, gray=False)
     write_video(gray, iter(frames), SYNTHETIC_RATE, gray=True)
-    return Clip(f"synthetic ({photos.name})", colour, gray, SYNTHETIC_SIZE, len(frames), flows)
+    return Clip(f"synthetic ({label})", colour, gray, SYNTHETIC_SIZE, len(frames), flows)
 
 
 # -- measuring ------------------------------------------------------------------------------

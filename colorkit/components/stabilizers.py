@@ -218,7 +218,7 @@ class FlowStabilizer:
 
     def __init__(
         self,
-        strength: float = 0.9,
+        strength: float = 0.95,
         occlusion: float = 0.08,
         cut_fraction: float = 0.5,
         flow_size: int = 160,
