@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image, ImageDraw
-from test_video import decoded_frames, write_video
+from test_video_quality import decoded_frames, write_video
 
 import colorkit
 from colorkit.files import atomic_path

@@ -214,6 +214,9 @@ class FlowStabilizer:
         flow_size: longer side, in pixels, the flow is estimated at (at most the chroma's).
         levels: pyramid levels of :func:`estimate_flow`.
         iterations: Lucas–Kanade updates per level.
+
+    Raises:
+        ValueError: for an option outside the ranges above.
     """
 
     def __init__(

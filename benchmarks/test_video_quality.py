@@ -1,6 +1,6 @@
 """Video: flicker, chroma PSNR and speed of ``colorize_video``, with and without stabilizer.
 
-    pytest benchmarks/test_video.py --benchmark --videos DIR [--photos DIR ...]
+    pytest benchmarks/test_video_quality.py --benchmark --videos DIR [--photos DIR ...]
         [--video-weights PATH] [--video-frames N] [--results DIR] -s
 
 Every colour clip is turned to gray (lossless FFV1, so the gray is exact), colorized by
