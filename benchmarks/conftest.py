@@ -66,7 +66,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--photos",
         action="append",
         default=None,
-        help="test_video_quality.py: folder of photos for a synthetic clip (repeat; default: embedded)",
+        help="test_video_quality.py: photos for a synthetic clip (repeat; default: embedded)",
     )
     group.addoption(
         "--video-weights", default=None, help="test_video_quality.py: the weights to colorize with"
