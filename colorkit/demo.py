@@ -152,7 +152,11 @@ class PretrainedDemoResult:
     photos: int
 
     def table(self) -> str:
-        """The scores for the terminal: one model's full table, or several side by side."""
+        """The scores for the terminal: one model's full table, or several side by side.
+
+        Returns:
+            The table as text.
+        """
         if len(self.reports) == 1:
             return next(iter(self.reports.values())).table()
         return comparison_table(self.reports)
