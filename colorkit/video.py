@@ -474,6 +474,24 @@ class _Writer:
     ) -> None:
         self.target = target  # what errors name: the temporary file is never shown
         self.container = av.open(str(path), "w", format=container_format)
+        try:
+            self._add_streams(container_format, source, video, copied, settings, notes, src)
+        except BaseException:
+            self.close()  # the handle; the caller removes the temporary file
+            raise
+        self._last_pts: int | None = None
+        self._step = max(1, round(1 / (self.rate * self.time_base)))
+
+    def _add_streams(
+        self,
+        container_format: str,
+        source: Any,
+        video: Any,
+        copied: list[Any],
+        settings: VideoSettings,
+        notes: list[str],
+        src: Path,
+    ) -> None:
         self.container.metadata.update(source.metadata)
         holds = _container_codecs(container_format)
         self.streams: dict[int, Any] = {}
@@ -503,8 +521,6 @@ class _Writer:
         options.update({key: str(value) for key, value in settings.encoder_options.items()})
         self.video.options = options
         self.video.metadata.update(video.metadata)
-        self._last_pts: int | None = None
-        self._step = max(1, round(1 / (self.rate * self.time_base)))
 
     def copy(self, packet: Any) -> None:
         """Mux a packet of a copied stream, unchanged."""
