@@ -59,6 +59,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-batch", type=int, default=None, help="training batch size")
     group.addoption("--bench-seed", type=int, default=0)
     group.addoption("--results", default="results/benchmarks", help="where results are written")
+    group.addoption(
+        "--videos", default=None, help="test_video_quality.py: folder of colour video clips"
+    )
+    group.addoption(
+        "--photos",
+        action="append",
+        default=None,
+        help="test_video_quality.py: photos for a synthetic clip (repeat; default: embedded)",
+    )
+    group.addoption(
+        "--video-weights", default=None, help="test_video_quality.py: the weights to colorize with"
+    )
+    group.addoption(
+        "--video-frames",
+        type=int,
+        default=None,
+        help="test_video_quality.py: most frames per real clip",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

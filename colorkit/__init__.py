@@ -24,6 +24,7 @@ from colorkit.registry import (
 )
 from colorkit.registry import default_registry as default_registry  # colorkit.default_registry()
 from colorkit.version import __version__
+from colorkit.video import colorize_video
 
 __all__ = [
     "Colorizer",
@@ -37,6 +38,7 @@ __all__ = [
     "UnknownComponentError",
     "__version__",
     "build",
+    "colorize_video",
     "create",
     "hookimpl",
     "list_components",

@@ -25,6 +25,7 @@ from colorkit.onnx_export import DEFAULT_TOLERANCE, QUANTIZATIONS, export_onnx
 from colorkit.registry import KINDS, ColorkitError, default_registry
 from colorkit.trainer import DEVICES, TrainConfig, resolve_device, train
 from colorkit.version import __version__
+from colorkit.video import VideoSettings
 from colorkit.web import Limits
 from colorkit.web import serve as serve_page
 from colorkit.weights import DEFAULT_WEIGHTS
@@ -36,6 +37,8 @@ EXPORT_FORMATS = ("safetensors", "onnx")
 
 #: ``colorkit train``'s defaults: the fields of :class:`~colorkit.trainer.TrainConfig`.
 _DEFAULTS = TrainConfig()
+#: ``colorkit colorize``'s video defaults: the fields of :class:`~colorkit.video.VideoSettings`.
+_VIDEO = VideoSettings()
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
@@ -181,14 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     colorize = commands.add_parser(
         "colorize",
-        help="colorize image files at their full resolution",
+        help="colorize image and video files at their full resolution",
         description="Colorize files or folders; outputs keep each input's size, lightness and "
-        "alpha. Inputs are never overwritten.",
+        "alpha. Inputs are never overwritten. A video file (recognised by its content: MP4, "
+        "MOV, MKV, WebM, AVI, ...) becomes a video with the same frames, timing, audio and "
+        "subtitles, H.264 in MP4 by default (MKV where MP4 cannot hold its other streams), "
+        "its colours stabilised in time.",
     )
     colorize.add_argument(
         "inputs",
         nargs="+",
-        help="image files or folders; a .safetensors file first is the model to use (as --weights)",
+        help="image or video files, or folders of images; a .safetensors file first is the "
+        "model to use (as --weights)",
     )
     colorize.add_argument(
         "--weights",
@@ -201,6 +208,43 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=_default(colorize_paths, "working_size"),
         help="longer side the networks run at; chroma is upsampled to full resolution",
+    )
+    video = colorize.add_argument_group("video")
+    video.add_argument(
+        "--stabilizer",
+        default=_VIDEO.stabilizer,
+        help="how colours are kept stable from frame to frame (`colorkit list stabilizer`); "
+        "'none' colorizes each frame on its own",
+    )
+    video.add_argument(
+        "--stabilizer-set",
+        dest="stabilizer_options",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="an option of the stabilizer, e.g. --stabilizer-set strength=0.7 (repeat)",
+    )
+    video.add_argument(
+        "--video-codec",
+        default=_VIDEO.codec,
+        help="video encoder: libx264 (H.264, plays nearly everywhere), libx265, libvpx-vp9, ...",
+    )
+    video.add_argument(
+        "--crf",
+        type=int,
+        default=_VIDEO.crf,
+        help="constant rate factor: lower is better quality and larger files",
+    )
+    video.add_argument(
+        "--preset",
+        default=_VIDEO.preset,
+        help="x264/x265 speed preset, ultrafast ... veryslow",
+    )
+    video.add_argument(
+        "--video-batch",
+        type=int,
+        default=_VIDEO.batch_size,
+        help="frames colorized together",
     )
     colorize.add_argument("--no-progress", action="store_true")
     _add_device(colorize)
@@ -410,10 +454,20 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
         print(f"using the {DEFAULT_WEIGHTS!r} weights (choose others with --weights)")
     # a loaded model colorizes through its inference copy (BatchNorm folded, prepacked
     # convolutions): same colours, several times the speed
+    video = VideoSettings(
+        stabilizer=args.stabilizer,
+        stabilizer_options=parse_overrides(args.stabilizer_options),
+        codec=args.video_codec,
+        crf=args.crf,
+        preset=args.preset,
+        batch_size=args.video_batch,
+    )
     model = _load_model(weights, args)
     report = colorize_paths(
-        model, inputs, args.out, args.working_size, progress=not args.no_progress
+        model, inputs, args.out, args.working_size, progress=not args.no_progress, video=video
     )
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     for path, message in report.failed:
         print(f"error: {path}: {message}", file=sys.stderr)
     print(f"{len(report.written)} colorized into {args.out}, {len(report.failed)} failed")

@@ -1,10 +1,11 @@
-"""Colorizing image files at their full resolution.
+"""Colorizing image and video files at their full resolution.
 
 The networks run on a small copy of the gray image (``working_size``), and their chroma
 is upsampled and combined with the file's own lightness in horizontal bands, straight
 into 8-bit output (:func:`colorkit.color.recombine`), so no full-size float image is
 held. Alpha, EXIF metadata and resolution are carried over, and nothing is written
-over an input.
+over an input. Video files, recognised by their content whatever their name, are
+colorized by :func:`colorkit.video.colorize_video` into a video beside the images.
 
 >>> import colorkit
 >>> from colorkit.colorizing import colorize_paths
@@ -38,6 +39,7 @@ from colorkit.imaging import (
     without_path,
 )
 from colorkit.registry import ColorkitError
+from colorkit.video import VideoSettings, colorize_video, is_video, output_suffix
 
 if TYPE_CHECKING:
     from colorkit.engine import Colorizer
@@ -77,8 +79,7 @@ def _output_suffix(src: Path, has_alpha: bool) -> str:
     return ".png" if has_alpha else _OUTPUT_SUFFIX.get(src.suffix.lower(), ".png")
 
 
-def _candidates(src: Path, out_dir: Path, has_alpha: bool) -> Iterator[Path]:
-    suffix = _output_suffix(src, has_alpha)
+def _candidates(src: Path, out_dir: Path, suffix: str) -> Iterator[Path]:
     yield out_dir / f"{src.stem}{suffix}"
     yield out_dir / f"{src.stem}.colorized{suffix}"
     number = 2
@@ -105,10 +106,7 @@ def output_path(src: Path, out_dir: Path, has_alpha: bool) -> Path:
         ``out_dir / name``, never the same file as ``src``.
     """
     src, out_dir = Path(src), Path(out_dir)
-    for candidate in _candidates(src, out_dir, has_alpha):
-        if not same_file(candidate, src):
-            return candidate
-    raise AssertionError("unreachable")  # pragma: no cover
+    return _free_path(src, out_dir, _output_suffix(src, has_alpha), None)
 
 
 def _exif_bytes(image: Image.Image) -> bytes | None:
@@ -167,24 +165,35 @@ def _check_working_size(working_size: int) -> None:
         raise ValueError(f"working_size must be a positive number of pixels, got {working_size!r}")
 
 
+def _free_path(src: Path, out_dir: Path, suffix: str, taken: set[str] | None) -> Path:
+    """The first output name for ``src`` that is neither the input nor taken in this run."""
+    return next(
+        candidate
+        for candidate in _candidates(src, out_dir, suffix)
+        if (taken is None or file_key(candidate) not in taken) and not same_file(candidate, src)
+    )
+
+
 def _colorize_to(
     model: Colorizer,
     src: Path,
     out_dir: Path,
     working_size: int,
     taken: set[str] | None = None,
+    video: VideoSettings | None = None,
+    progress: bool = False,
+    notes: list[str] | None = None,
 ) -> Path:
+    if is_video(src):
+        target = _free_path(src, out_dir, output_suffix(src), taken)
+        report = colorize_video(model, src, target, working_size, video, progress)
+        if notes is not None:
+            notes.extend(report.notes)
+        return target
     gray, alpha, image = read_gray(src)
     metadata = _metadata(image)
     del image  # the decoded pixels are not needed again
-    if taken is None:
-        target = output_path(src, out_dir, alpha is not None)
-    else:
-        target = next(
-            candidate
-            for candidate in _candidates(src, out_dir, alpha is not None)
-            if file_key(candidate) not in taken and not same_file(candidate, src)
-        )
+    target = _free_path(src, out_dir, _output_suffix(src, alpha is not None), taken)
     ab = model.predict_chroma(gray, working_size=working_size)
     rgb = recombine(gray, ab)
     del gray, ab
@@ -195,9 +204,12 @@ def _colorize_to(
 def colorize_file(
     model: Colorizer, src: str | Path, out_dir: str | Path, working_size: int = 256
 ) -> Path:
-    """Colorize one image file at its full resolution.
+    """Colorize one image or video file at its full resolution.
 
-    The networks run on the gray image resized to ``working_size``; their chroma is
+    A video (recognised by :func:`colorkit.video.is_video`) is colorized by
+    :func:`colorkit.video.colorize_video` with its default settings into
+    ``out_dir/<stem>.mp4`` (``.mkv`` where MP4 cannot hold its streams). For an image, the
+    networks run on the gray image resized to ``working_size``; their chroma is
     upsampled and combined with the file's own lightness (:func:`recombine`), alpha is
     re-attached, and the result is written to :func:`output_path` through a temporary
     file, so a failed write leaves any earlier file there intact. JPEG and WEBP are
@@ -230,10 +242,13 @@ class ColorizeReport:
     Attributes:
         written: the output files, in input order.
         failed: ``(input, reason)`` for every input that could not be colorized.
+        notes: what a user should know about inputs that were colorized: a video
+            already in colour, damaged or with a variable frame rate, and so on.
     """
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -288,15 +303,18 @@ def colorize_paths(
     out_dir: str | Path,
     working_size: int = 256,
     progress: bool = True,
+    video: VideoSettings | None = None,
 ) -> ColorizeReport:
-    """Colorize every image named by files and folders, carrying on past bad files.
+    """Colorize every image and video named by files and folders, carrying on past bad files.
 
     Inputs are gathered by :func:`collect_inputs`; images found in a folder keep
     their subfolder under ``out_dir``. Each is written by :func:`colorize_file`'s
     rules, and never onto any input of the run or onto another output of the run
     (``.colorized`` or ``.colorized-2``, ... is added to the name instead). A file
     that is missing, empty, corrupt or cannot be written is recorded in
-    :attr:`ColorizeReport.failed` and the others go on.
+    :attr:`ColorizeReport.failed` and the others go on. Files named directly are
+    colorized as videos when their content is a video (:func:`colorkit.video.is_video`),
+    with ``video``'s settings; folders are searched for images only.
 
     Args:
         model: the colorization model.
@@ -304,10 +322,12 @@ def colorize_paths(
         out_dir: the output folder (created if needed; never searched as an input
             when it lies inside an input folder).
         working_size: longer side, in pixels, the networks run at.
-        progress: show a progress bar on stderr.
+        progress: show a progress bar on stderr (and one per video).
+        video: stabilizer, encoder and batch size for videos; the defaults of
+            :class:`~colorkit.video.VideoSettings` if ``None``.
 
     Returns:
-        The files written and the inputs that failed, with the reason.
+        The files written, the inputs that failed with the reason, and notes.
 
     Raises:
         ImageWriteError: if ``out_dir`` cannot be created.
@@ -327,7 +347,16 @@ def colorize_paths(
             report.failed.append((item.path, "no such file or folder"))
             continue
         try:
-            written = _colorize_to(model, item.path, out_dir / item.subfolder, working_size, taken)
+            written = _colorize_to(
+                model,
+                item.path,
+                out_dir / item.subfolder,
+                working_size,
+                taken,
+                video,
+                progress,
+                report.notes,
+            )
         except (ColorkitError, OSError, ValueError, MemoryError) as exc:
             reason = without_path(str(exc) or type(exc).__name__, item.path)
             report.failed.append((item.path, reason))

@@ -29,6 +29,7 @@ __all__ = [
     "InferenceForm",
     "Loss",
     "Refiner",
+    "Stabilizer",
     "contract_problem",
 ]
 
@@ -41,6 +42,7 @@ ENGINE_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "discriminator": ("in_channels",),
     "refiner": ("channels", "cond_channels"),
     "loss": (),
+    "stabilizer": (),
 }
 
 
@@ -161,6 +163,33 @@ class InferenceForm(Protocol):
         ...
 
 
+@runtime_checkable
+class Stabilizer(Protocol):
+    """A stabilizer: makes the chroma of consecutive video frames stable in time.
+
+    Created as ``factory(**options)``, once per video, by
+    :func:`colorkit.video.colorize_video`, which calls it on batches of consecutive
+    frames in display order. It is not a network and need not be an ``nn.Module``.
+    """
+
+    def reset(self) -> None:
+        """Forget every frame seen: the next call starts a new video."""
+        ...
+
+    def __call__(self, gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """Stabilize the next frames' chroma.
+
+        Args:
+            gray: ``B×1×h×w`` gray of the next ``B`` frames in ``[0, 1]``, at the
+                resolution the networks ran at.
+            ab: ``B×2×h×w`` CIELAB chroma predicted for them, unscaled.
+
+        Returns:
+            ``B×2×h×w`` chroma to show, the same size.
+        """
+        ...
+
+
 #: How the engine calls each kind.
 _CALLS = {
     "generator": "generator(condition)",
@@ -183,12 +212,13 @@ def _takes(function: object, count: int) -> bool:
 def contract_problem(kind: str, name: str, component: object) -> str | None:
     """What keeps a created component from its kind's contract, if anything.
 
-    Checks what can be checked without running it: that it is an ``nn.Module``, that its
-    ``forward`` takes the arguments the engine passes, and that a loss says whether it
-    is adversarial.
+    Checks what can be checked without running it: that a network is an ``nn.Module``,
+    that its ``forward`` takes the arguments the engine passes, that a loss says whether
+    it is adversarial, and that a stabilizer can be reset and called on gray and chroma.
 
     Args:
-        kind: ``"generator"``, ``"discriminator"``, ``"refiner"`` or ``"loss"``.
+        kind: ``"generator"``, ``"discriminator"``, ``"refiner"``, ``"loss"`` or
+            ``"stabilizer"``.
         name: its registered name, for the message.
         component: what the factory returned.
 
@@ -197,6 +227,12 @@ def contract_problem(kind: str, name: str, component: object) -> str | None:
         what is wrong.
     """
     where = f"{kind} {name!r}"
+    if kind == "stabilizer":
+        if not callable(getattr(component, "reset", None)):
+            return f"{where} needs a reset() method that forgets the frames seen"
+        if not callable(component) or not _takes(component, 2):
+            return f"{where} cannot be called as stabilizer(gray, ab)"
+        return None
     if not isinstance(component, nn.Module):
         return f"{where} is a {type(component).__name__}; its factory must return an nn.Module"
     if kind == "loss":

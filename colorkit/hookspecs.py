@@ -32,7 +32,8 @@ def colorkit_components() -> list[Component]:
 
     Returns:
         A list of :class:`colorkit.Component`, each naming its kind
-        (``generator``, ``discriminator``, ``refiner``, ``loss`` or ``recipe``),
+        (``generator``, ``discriminator``, ``refiner``, ``loss``, ``stabilizer``,
+        ``recipe`` or ``weights``),
         its name and the factory (or, for recipes, the :class:`colorkit.Recipe`)
         that makes it.
     """

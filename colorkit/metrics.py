@@ -50,6 +50,7 @@ __all__ = [
     "psnr_ab",
     "score",
     "ssim",
+    "warping_error",
 ]
 
 #: The metrics :func:`score` returns, in report order.
@@ -220,6 +221,42 @@ def psnr_ab(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     import piq
 
     return piq.psnr(_ab_unit(pred), _ab_unit(target), **_PSNR_KWARGS)
+
+
+def warping_error(
+    current: torch.Tensor, previous: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Flicker between consecutive video frames: how far colour moved off the motion.
+
+    ``previous`` is warped along ``flow`` onto ``current``
+    (:func:`colorkit.components.stabilizers.warp`), and the Euclidean distance between the
+    two is averaged over the pixels ``mask`` keeps (those visible in both frames). On CIELAB
+    chroma (``ab``), this is the temporal warping error of video colorization papers, in
+    ``ab`` units: 0 for colours that move exactly with the picture.
+
+    Args:
+        current: ``B×C×H×W`` frame ``t``.
+        previous: ``B×C×H×W`` frame ``t-1``.
+        flow: ``B×2×H×W`` where each pixel of frame ``t`` was in frame ``t-1``, in pixels.
+        mask: ``B×1×H×W``, 1 where the pixel is visible in both frames, else 0.
+
+    Returns:
+        ``B`` values; NaN for a pair whose mask is empty.
+
+    Raises:
+        MetricsError: if the shapes do not match.
+    """
+    from colorkit.components.stabilizers import warp
+
+    if current.shape != previous.shape or current.dim() != 4:
+        raise MetricsError(
+            f"current and previous must be B×C×H×W of one shape, got {tuple(current.shape)} "
+            f"and {tuple(previous.shape)}"
+        )
+    if mask.shape != (current.shape[0], 1, *current.shape[-2:]):
+        raise MetricsError(f"mask must be B×1×H×W, got {tuple(mask.shape)}")
+    distance = (current - warp(previous, flow)).norm(dim=1, keepdim=True)
+    return (distance * mask).sum(dim=(1, 2, 3)) / mask.sum(dim=(1, 2, 3))
 
 
 def colorfulness(rgb: torch.Tensor) -> torch.Tensor:

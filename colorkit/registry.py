@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: The component kinds colorkit composes.
-KINDS = ("generator", "discriminator", "refiner", "loss", "recipe", "weights")
+KINDS = ("generator", "discriminator", "refiner", "loss", "stabilizer", "recipe", "weights")
 # kinds whose factory is a value (a Recipe, a Weights record) rather than a callable
 _VALUE_KINDS = frozenset({"recipe", "weights"})
 

@@ -338,3 +338,96 @@ USABLE = {
 }
 GRAYSCALE = {"gray_l.jpg", "gray_rgb.jpg", "gray_l.png", "gray16.png"}
 CORRUPT = {"empty.jpg", "truncated.jpg", "notes.png"}
+
+
+def moving_frames(count: int, height: int, width: int, colour: bool = False) -> list[np.ndarray]:
+    """``count`` 8-bit RGB frames of a smooth textured pattern drifting right and down.
+
+    Gray (R = G = B) unless ``colour``; made without random numbers.
+    """
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = []
+    for index in range(count):
+        u, v = x - 1.5 * index, y - 0.5 * index
+        level = 128 + 60 * np.sin(u / 5.0) * np.cos(v / 7.0) + 30 * np.sin((u + v) / 11.0)
+        gray = np.clip(level, 0, 255).astype(np.uint8)
+        rgb = np.repeat(gray[..., None], 3, axis=2)
+        if colour:
+            rgb[..., 0] = np.clip(level + 50, 0, 255).astype(np.uint8)
+            rgb[..., 2] = np.clip(level * 0.5, 0, 255).astype(np.uint8)
+        frames.append(np.ascontiguousarray(rgb))
+    return frames
+
+
+def make_video(
+    path: Path,
+    frames: list[np.ndarray],
+    rate: int = 10,
+    codec: str = "libx264",
+    timestamps: list[int] | None = None,
+    audio: bool = False,
+    subtitles: str | None = None,
+) -> Path:
+    """Write frames as a video with PyAV: ``codec`` at ``rate`` frames per second.
+
+    ``timestamps`` (in 1/1000 s) give each frame its own time, for a variable rate;
+    ``audio`` adds a mono AAC track as long as the video; ``subtitles`` is the text of an
+    SRT file whose cues are muxed as a subtitle stream.
+    """
+    import fractions
+
+    import av
+
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(codec, rate=rate)
+        video.width, video.height = width, height
+        video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        time_base = fractions.Fraction(1, 1000) if timestamps else fractions.Fraction(1, rate)
+        video.time_base = video.codec_context.time_base = time_base
+        sound = None
+        if audio:
+            sound = container.add_stream("aac", rate=8000)
+            sound.layout = "mono"
+        srt_input = srt_stream = None
+        if subtitles is not None:
+            srt_path = path.with_suffix(".srt")
+            srt_path.write_text(subtitles)
+            srt_input = av.open(str(srt_path))
+            srt_stream = container.add_stream_from_template(srt_input.streams[0])
+        for index, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = timestamps[index] if timestamps else index
+            frame.time_base = time_base
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        if sound is not None:
+            samples = round(8000 * len(frames) / rate)
+            tone = (0.2 * np.sin(np.arange(samples) * 0.3)).astype(np.float32)
+            for start in range(0, samples, 1024):
+                chunk = tone[start : start + 1024][None]
+                piece = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+                piece.sample_rate, piece.pts = 8000, start
+                container.mux(sound.encode(piece))
+            container.mux(sound.encode(None))
+        if srt_input is not None:
+            for packet in srt_input.demux(srt_input.streams[0]):
+                if packet.dts is not None:
+                    packet.stream = srt_stream
+                    container.mux(packet)
+            srt_input.close()
+    return path
+
+
+def read_video(path: Path) -> tuple[list[np.ndarray], list[float], str]:
+    """The RGB frames of a video file, their times in seconds, and its pixel format."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        pixel_format = stream.codec_context.pix_fmt
+        frames, times = [], []
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            times.append(float(frame.pts * frame.time_base))
+        return frames, times, pixel_format

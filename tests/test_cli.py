@@ -281,3 +281,30 @@ def test_option_defaults_are_the_train_configs() -> None:
         for field in dataclasses.fields(TrainConfig):
             if field.name in args and field.name != "overrides":
                 assert args[field.name] == getattr(defaults, field.name), (command, field.name)
+
+
+def test_colorize_takes_a_video_by_content_with_its_options(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from support import make_video, moving_frames
+
+    from colorkit.video import probe_video
+
+    clip = make_video(tmp_path / "clip.mp4", moving_frames(6, 24, 32))
+    reel = tmp_path / "reel.bin"  # a video by its content, whatever its name
+    reel.write_bytes(clip.read_bytes())
+    out = tmp_path / "out"
+    options = ["--stabilizer-set", "strength=0.5", "--crf", "30", "--video-batch", "4"]
+    code = main(["colorize", str(trained), str(reel), "-o", str(out), "--no-progress", *options])
+    assert code == 0, capsys.readouterr().err
+    assert probe_video(out / "reel.mp4").frames == 6
+    code = main(["colorize", str(trained), str(reel), "-o", str(out), "--stabilizer", "flwo"])
+    assert code == 1
+    assert "unknown stabilizer 'flwo'; did you mean 'flow'?" in capsys.readouterr().err
+
+
+def test_list_stabilizers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "stabilizer"]) == 0
+    listed = capsys.readouterr().out
+    assert "stabilizer    flow" in listed and "stabilizer    none" in listed
+    assert "strength=0.95" in listed

@@ -21,6 +21,7 @@ from colorkit.registry import ContractError, Registry, default_registry
         ("refiner", contracts.Refiner),
         ("discriminator", contracts.Discriminator),
         ("loss", contracts.Loss),
+        ("stabilizer", contracts.Stabilizer),
     ],
 )
 def test_every_registered_component_keeps_its_contract(kind: str, protocol: type) -> None:
@@ -30,6 +31,7 @@ def test_every_registered_component_keeps_its_contract(kind: str, protocol: type
         "refiner": {"channels": 2, "cond_channels": 1},
         "discriminator": {"in_channels": 3},
         "loss": {},
+        "stabilizer": {},
     }[kind]
     assert set(arguments) == set(contracts.ENGINE_ARGUMENTS[kind])
     for name in registry.list(kind):

@@ -151,6 +151,10 @@ def test_create_every_component(kind: str, name: str) -> None:
         assert isinstance(made, Weights) and made.path.suffix == ".safetensors"
         assert made.description
         return
+    if kind == "stabilizer":
+        gray, ab = torch.rand(3, 1, 16, 16), torch.randn(3, 2, 16, 16)
+        assert made(gray, ab).shape == ab.shape
+        return
     assert isinstance(made, nn.Module)
     if kind == "loss":
         assert isinstance(made.adversarial, bool)
