@@ -81,8 +81,8 @@ def colorkit_components() -> list[Component]:
             DEFAULT_WEIGHTS,
             Weights(
                 path=Path(__file__).parent / "pretrained" / "starter.safetensors",
-                description="pix2pix + MLP Improver trained by colorkit on licence-clear "
-                "photos (open_photos, wikipedia_photos); see docs/model-card.md",
+                description="U-Net (depth 6, width 32) trained with L1 (unet-l1) by colorkit on "
+                "licence-clear photos (open_photos, wikipedia_photos); see docs/model-card.md",
                 licence="trained on CC-BY, CC-BY-SA, CC0, GPL, LGPL, Apache-2.0 and BSD photos; "
                 "see the model card",
                 card="docs/model-card.md",

@@ -176,3 +176,19 @@ def test_initialize_refuses_other_shapes_naming_the_part(checkpoint: Path) -> No
         initialize_from(wider, checkpoint)
     with pytest.raises(WeightsError, match="no checkpoint file 'startr'"):
         initialize_from(wider, "startr")
+
+
+# -- the shipped starter weights ------------------------------------------------------------
+def test_the_shipped_starter_weights_are_small_and_colour_the_embedded_photos() -> None:
+    from colorkit.data import evaluation_photos
+    from colorkit.metrics import evaluate
+
+    path = resolve_weights(DEFAULT_WEIGHTS)
+    assert path.stat().st_size <= 40 * 2**20
+    assert read_metadata(path)["format"] == WEIGHTS_FORMAT
+    model = load(DEFAULT_WEIGHTS)
+    report = evaluate(model, evaluation_photos(None, 128), progress=False)
+    mean = report.means()
+    # never trained on these photos: more right than wrong, and visibly coloured
+    assert mean["psnr_ab"] > mean["gray_psnr_ab"]
+    assert mean["colorfulness"] > 0.25 * mean["truth_colorfulness"]
