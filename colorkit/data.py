@@ -332,6 +332,7 @@ class PhotoDataset(Dataset):
         paths: the image files, in item order.
         size: the crop side.
         train: whether items are augmented.
+        max_resize: the largest shorter-side factor of training items.
     """
 
     def __init__(
